@@ -1,0 +1,1 @@
+"""FPGA board builds of the accelerator (amaranth-boards)."""

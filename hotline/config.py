@@ -1,0 +1,388 @@
+"""The one configuration object that holds every size of the accelerator.
+
+The RTL generators, the golden models, the host driver and the testbenches all
+take a :class:`HotlineConfig`; no other module defines a size of its own.  A
+config is a tree of frozen dataclasses, one section per unit, checked on
+construction (a bad value raises :class:`ValueError` or :class:`TypeError` with
+a one-line message naming the field) and round-tripped through YAML.
+
+Each section belongs to one unit; when a unit needs a new size, add a field to
+its own section (with a default and a check) rather than a constant in the
+unit's module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "KeySpaceConfig",
+    "CounterArrayConfig",
+    "ReorderConfig",
+    "GatherConfig",
+    "HotlineConfig",
+    "default_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+def _check_int(section: str, name: str, value: Any, *, lo: int | None = None,
+               hi: int | None = None, pow2: bool = False) -> None:
+    where = f"{section}.{name}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where} must be an integer, not {type(value).__name__} {value!r}")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{where} must be at least {lo}, not {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where} must be at most {hi}, not {value}")
+    if pow2 and not _is_pow2(value):
+        raise ConfigError(f"{where} must be a power of two, not {value}")
+
+
+def _clog2(n: int) -> int:
+    return max(0, math.ceil(math.log2(n))) if n > 1 else 0
+
+
+@dataclass(frozen=True)
+class KeySpaceConfig:
+    """The keys the accelerator handles: a key is (table t, row r).
+
+    Parameters
+    ----------
+    tables : int
+        Number of embedding tables (1 to 64).
+    row_bits : int
+        Width of a row index (up to 32).
+
+    Members
+    -------
+    table_bits : int
+        Width of a table index (at least 1).
+    key_bits : int
+        Width of a packed key, ``table << row_bits | row``.
+    """
+
+    tables: int = 26
+    row_bits: int = 32
+
+    def __post_init__(self):
+        _check_int("keys", "tables", self.tables, lo=1, hi=64)
+        _check_int("keys", "row_bits", self.row_bits, lo=1, hi=32)
+
+    @property
+    def table_bits(self) -> int:
+        return max(1, _clog2(self.tables))
+
+    @property
+    def key_bits(self) -> int:
+        return self.table_bits + self.row_bits
+
+
+@dataclass(frozen=True)
+class CounterArrayConfig:
+    """The popularity counter array: a count-min sketch plus a heavy-hitter table.
+
+    Parameters
+    ----------
+    lanes : int
+        W, keys per input beat.
+    depth : int
+        D, rows of the count-min sketch (independent hashes).
+    log2_counters : int
+        S, each sketch row has ``2**S`` counters.
+    counter_bits : int
+        C, width of a saturating counter (and of a heavy-hitter count).
+    banks : int
+        Key-hashed shards of the sketch and of the heavy-hitter table (a power
+        of two, at most ``2**S`` and at most ``hh_sets``).  The shard of a key
+        is the top bits of every index of that key, so the shards are
+        independent and the hardware can update them in parallel.
+    hh_sets, hh_ways : int
+        Geometry of the heavy-hitter table (sets x ways of key and count).
+    threshold : int
+        A key is admitted to the heavy-hitter table once its estimate
+        reaches this value; it must fit in ``counter_bits``.
+    fifo_depth : int
+        Depth of each bank's input queue in the RTL (a power of two, at
+        least ``2 * lanes``); it does not change the results.
+    """
+
+    lanes: int = 4
+    depth: int = 4
+    log2_counters: int = 14
+    counter_bits: int = 16
+    banks: int = 8
+    hh_sets: int = 1024
+    hh_ways: int = 4
+    threshold: int = 8
+    fifo_depth: int = 16
+
+    def __post_init__(self):
+        s = "counter"
+        _check_int(s, "lanes", self.lanes, lo=1, hi=16)
+        _check_int(s, "depth", self.depth, lo=1, hi=8)
+        _check_int(s, "log2_counters", self.log2_counters, lo=1, hi=24)
+        _check_int(s, "counter_bits", self.counter_bits, lo=1, hi=32)
+        _check_int(s, "banks", self.banks, lo=1, pow2=True)
+        _check_int(s, "hh_sets", self.hh_sets, lo=1, pow2=True)
+        _check_int(s, "hh_ways", self.hh_ways, lo=1, hi=16)
+        _check_int(s, "threshold", self.threshold, lo=1)
+        _check_int(s, "fifo_depth", self.fifo_depth, lo=2, pow2=True)
+        if self.threshold > self.counter_max:
+            raise ConfigError(
+                f"counter.threshold {self.threshold} does not fit in counter.counter_bits "
+                f"{self.counter_bits} (largest count {self.counter_max})")
+        if self.banks > self.counters:
+            raise ConfigError(f"counter.banks {self.banks} exceeds the 2**log2_counters = "
+                              f"{self.counters} counters of a sketch row")
+        if self.banks > self.hh_sets:
+            raise ConfigError(f"counter.banks {self.banks} exceeds counter.hh_sets {self.hh_sets}")
+        if self.fifo_depth < 2 * self.lanes:
+            raise ConfigError(f"counter.fifo_depth {self.fifo_depth} must be at least "
+                              f"2 * lanes = {2 * self.lanes}")
+
+    @property
+    def counters(self) -> int:
+        return 1 << self.log2_counters
+
+    @property
+    def counter_max(self) -> int:
+        return (1 << self.counter_bits) - 1
+
+    @property
+    def bank_bits(self) -> int:
+        return _clog2(self.banks)
+
+    @property
+    def hh_set_bits(self) -> int:
+        return _clog2(self.hh_sets)
+
+    @property
+    def hh_entries(self) -> int:
+        return self.hh_sets * self.hh_ways
+
+
+@dataclass(frozen=True)
+class ReorderConfig:
+    """The micro-batch reorder unit and its hot map.
+
+    Parameters
+    ----------
+    lanes : int
+        W, keys per input beat.
+    keys_per_sample : int
+        T, sparse keys per sample (one per table in DLRM).
+    hotmap_log2_buckets : int
+        Each of the ``hotmap_hashes`` cuckoo tables has ``2**log2_buckets``
+        buckets.
+    hotmap_ways : int
+        Slots per cuckoo bucket.
+    hotmap_hashes : int
+        Number of cuckoo hash functions (candidate buckets per key).
+    max_batch_keys : int
+        Capacity of the de-duplication store: the most unique cold keys a
+        batch may have.
+    max_batch_samples : int
+        The most samples a batch may have.
+    """
+
+    lanes: int = 4
+    keys_per_sample: int = 26
+    hotmap_log2_buckets: int = 10
+    hotmap_ways: int = 4
+    hotmap_hashes: int = 2
+    max_batch_keys: int = 32768
+    max_batch_samples: int = 4096
+
+    def __post_init__(self):
+        s = "reorder"
+        _check_int(s, "lanes", self.lanes, lo=1, hi=32)
+        _check_int(s, "keys_per_sample", self.keys_per_sample, lo=1, hi=64)
+        _check_int(s, "hotmap_log2_buckets", self.hotmap_log2_buckets, lo=1, hi=24)
+        _check_int(s, "hotmap_ways", self.hotmap_ways, lo=1, hi=16)
+        _check_int(s, "hotmap_hashes", self.hotmap_hashes, lo=2, hi=4)
+        _check_int(s, "max_batch_keys", self.max_batch_keys, lo=1, pow2=True)
+        _check_int(s, "max_batch_samples", self.max_batch_samples, lo=1, pow2=True)
+
+    @property
+    def hotmap_buckets(self) -> int:
+        return 1 << self.hotmap_log2_buckets
+
+    @property
+    def hotmap_capacity(self) -> int:
+        """Slots in the hot map: the most hot keys it can hold."""
+        return self.hotmap_hashes * self.hotmap_buckets * self.hotmap_ways
+
+    @property
+    def slot_bits(self) -> int:
+        return max(1, _clog2(self.hotmap_capacity))
+
+    @property
+    def beats_per_sample(self) -> int:
+        return -(-self.keys_per_sample // self.lanes)
+
+
+@dataclass(frozen=True)
+class GatherConfig:
+    """The embedding gather/scatter DMA (an AXI4 master).
+
+    Parameters
+    ----------
+    data_bits : int
+        AXI data width (64 to 512).
+    addr_bits : int
+        AXI address width.
+    id_bits : int
+        AXI ID width.
+    max_outstanding : int
+        Read bursts in flight at once.
+    max_burst_beats : int
+        Longest burst the unit issues (AXI4 INCR allows 256).
+    """
+
+    data_bits: int = 128
+    addr_bits: int = 64
+    id_bits: int = 4
+    max_outstanding: int = 16
+    max_burst_beats: int = 16
+
+    def __post_init__(self):
+        s = "gather"
+        _check_int(s, "data_bits", self.data_bits, lo=64, hi=512, pow2=True)
+        _check_int(s, "addr_bits", self.addr_bits, lo=32, hi=64)
+        _check_int(s, "id_bits", self.id_bits, lo=1, hi=16)
+        _check_int(s, "max_outstanding", self.max_outstanding, lo=1, hi=256)
+        _check_int(s, "max_burst_beats", self.max_burst_beats, lo=1, hi=256)
+
+    @property
+    def data_bytes(self) -> int:
+        return self.data_bits // 8
+
+
+@dataclass(frozen=True)
+class HotlineConfig:
+    """Every size of the accelerator, one section per unit.
+
+    Parameters
+    ----------
+    keys : KeySpaceConfig
+    counter : CounterArrayConfig
+    reorder : ReorderConfig
+    gather : GatherConfig
+    hash_seed : int
+        Seed from which every hash function (the H3 matrices of the counter
+        array, the cuckoo hashes of the hot map) is derived; see
+        :mod:`hotline.hashing`.
+    """
+
+    keys: KeySpaceConfig = field(default_factory=KeySpaceConfig)
+    counter: CounterArrayConfig = field(default_factory=CounterArrayConfig)
+    reorder: ReorderConfig = field(default_factory=ReorderConfig)
+    gather: GatherConfig = field(default_factory=GatherConfig)
+    hash_seed: int = 0x5EED_0F_407
+
+    def __post_init__(self):
+        for name, section_cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if not isinstance(value, section_cls):
+                raise TypeError(f"{name} must be a {section_cls.__name__}, not {type(value).__name__}")
+        _check_int("config", "hash_seed", self.hash_seed, lo=0, hi=(1 << 64) - 1)
+
+    # -- dict / YAML ---------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "HotlineConfig":
+        """Build a config from a (possibly partial) nested dict; missing fields take defaults."""
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a mapping, not {type(data).__name__}")
+        kwargs = {}
+        known = {f.name: f for f in fields(cls)}
+        for name, value in data.items():
+            if name not in known:
+                raise ConfigError(f"unknown config section or field {name!r} "
+                                  f"(known: {', '.join(known)})")
+            if name in _SECTIONS:
+                kwargs[name] = _section_from_dict(_SECTIONS[name], name, value)
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "HotlineConfig":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config is not valid YAML: {str(exc).splitlines()[0]}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "HotlineConfig":
+        """Read a YAML config file; ``None`` gives the default config."""
+        if path is None:
+            return cls()
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        return cls.from_yaml(path.read_text())
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+    def replace(self, **sections) -> "HotlineConfig":
+        """Return a copy with some fields replaced.
+
+        A section may be given as a dict of the fields to change, e.g.
+        ``cfg.replace(counter={"lanes": 2})``.
+        """
+        kwargs = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                value = dataclasses.replace(current, **value)
+            kwargs[name] = value
+        return dataclasses.replace(self, **kwargs)
+
+
+_SECTIONS = {
+    "keys": KeySpaceConfig,
+    "counter": CounterArrayConfig,
+    "reorder": ReorderConfig,
+    "gather": GatherConfig,
+}
+
+
+def _section_from_dict(section_cls, name: str, value: Any):
+    if value is None:
+        return section_cls()
+    if not isinstance(value, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping, not {type(value).__name__}")
+    known = {f.name for f in fields(section_cls)}
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"unknown field {name}.{key} (known: {', '.join(sorted(known))})")
+    return section_cls(**value)
+
+
+def default_config() -> HotlineConfig:
+    return HotlineConfig()

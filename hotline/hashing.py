@@ -1,0 +1,160 @@
+"""The hash functions of the accelerator, in one place for the RTL and the golden models.
+
+Every hash is an H3 function (Carter and Wegman's class H3): output bit ``j``
+is the parity of the input bits selected by mask ``j``.  In hardware that is a
+few XOR trees and no multipliers; in NumPy it is a handful of vectorised
+AND/XOR/parity steps.  The masks are derived from ``HotlineConfig.hash_seed``
+with splitmix64, so a config fully determines every hash.
+
+Each function is built once by :func:`counter_hashes` or :func:`hotmap_hashes`
+and used by both sides: :meth:`H3.numpy` in the golden models and
+:meth:`H3.amaranth` in the RTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["H3", "splitmix64", "pack_keys", "unpack_keys", "CounterHashes",
+           "counter_hashes", "hotmap_hashes"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(state: int):
+    """Yield the splitmix64 stream for a seed (the reference constants)."""
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        yield z ^ (z >> 31)
+
+
+def _derive_seed(seed: int, purpose: str) -> int:
+    """A 64-bit seed for one named hash, independent of the others."""
+    h = seed & _MASK64
+    for ch in purpose.encode():
+        h = next(splitmix64(h ^ ch))
+    return h
+
+
+@dataclass(frozen=True)
+class H3:
+    """An H3 hash from ``in_bits`` to ``out_bits``.
+
+    Parameters
+    ----------
+    in_bits, out_bits : int
+        Widths of the key and of the hash (``out_bits`` may be 0: the hash is
+        then the constant 0).
+    masks : tuple of int
+        ``masks[j]`` selects the input bits whose parity is output bit ``j``.
+    """
+
+    in_bits: int
+    out_bits: int
+    masks: tuple
+
+    @classmethod
+    def from_seed(cls, in_bits: int, out_bits: int, seed: int, purpose: str) -> "H3":
+        if in_bits < 1 or in_bits > 64:
+            raise ValueError(f"H3 input width must be 1..64, not {in_bits}")
+        if out_bits < 0 or out_bits > 32:
+            raise ValueError(f"H3 output width must be 0..32, not {out_bits}")
+        gen = splitmix64(_derive_seed(seed, purpose))
+        in_mask = (1 << in_bits) - 1
+        masks = []
+        for _ in range(out_bits):
+            m = 0
+            while m == 0:  # an all-zero mask would make that output bit constant
+                m = next(gen) & in_mask
+            masks.append(m)
+        return cls(in_bits, out_bits, tuple(masks))
+
+    def __call__(self, key: int) -> int:
+        """Hash one key (a Python int)."""
+        out = 0
+        for j, m in enumerate(self.masks):
+            out |= (bin(key & m).count("1") & 1) << j
+        return out
+
+    def numpy(self, keys) -> np.ndarray:
+        """Hash an array of keys (any unsigned integer dtype); returns int64."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        out = np.zeros(keys.shape, dtype=np.int64)
+        for j, m in enumerate(self.masks):
+            x = keys & np.uint64(m)
+            out |= (np.bitwise_count(x).astype(np.int64) & 1) << j
+        return out
+
+    def amaranth(self, key):
+        """The hash of an Amaranth value, as a combinational expression."""
+        from amaranth.hdl import Cat, Const
+        if self.out_bits == 0:
+            return Const(0, 0)
+        return Cat(*((key & m).xor() for m in self.masks))
+
+
+def pack_keys(tables, rows, row_bits: int) -> np.ndarray:
+    """Pack (table, row) pairs into keys ``table << row_bits | row`` (uint64)."""
+    tables = np.asarray(tables, dtype=np.uint64)
+    rows = np.asarray(rows, dtype=np.uint64)
+    return (tables << np.uint64(row_bits)) | rows
+
+
+def unpack_keys(keys, row_bits: int):
+    """Inverse of :func:`pack_keys`: return (tables, rows) as int64 arrays."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    return ((keys >> np.uint64(row_bits)).astype(np.int64),
+            (keys & np.uint64((1 << row_bits) - 1)).astype(np.int64))
+
+
+@dataclass(frozen=True)
+class CounterHashes:
+    """The hashes of the popularity counter array.
+
+    A key's bank is ``bank(key)``; its counter in sketch row ``d`` is
+    ``bank << (S - bank_bits) | rows[d](key)`` and its heavy-hitter set is
+    ``bank << (set_bits - bank_bits) | hh_set(key)``.  Sharing the bank bits
+    makes the banks independent, which lets the hardware update them in
+    parallel while staying equal to sequential processing.
+    """
+
+    bank: H3
+    rows: tuple
+    hh_set: H3
+    bank_bits: int
+    log2_counters: int
+    set_bits: int
+
+    def counter_index(self, keys, d: int) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.uint64)
+        return (self.bank.numpy(keys) << (self.log2_counters - self.bank_bits)) | self.rows[d].numpy(keys)
+
+    def set_index(self, keys) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.uint64)
+        return (self.bank.numpy(keys) << (self.set_bits - self.bank_bits)) | self.hh_set.numpy(keys)
+
+
+def counter_hashes(cfg) -> CounterHashes:
+    """The counter array's hashes for a :class:`~hotline.config.HotlineConfig`."""
+    c, k = cfg.counter, cfg.keys
+    return CounterHashes(
+        bank=H3.from_seed(k.key_bits, c.bank_bits, cfg.hash_seed, "counter.bank"),
+        rows=tuple(H3.from_seed(k.key_bits, c.log2_counters - c.bank_bits, cfg.hash_seed,
+                                f"counter.row{d}") for d in range(c.depth)),
+        hh_set=H3.from_seed(k.key_bits, c.hh_set_bits - c.bank_bits, cfg.hash_seed, "counter.hh_set"),
+        bank_bits=c.bank_bits,
+        log2_counters=c.log2_counters,
+        set_bits=c.hh_set_bits,
+    )
+
+
+def hotmap_hashes(cfg) -> tuple:
+    """The hot map's cuckoo hashes: one H3 per candidate bucket, key -> bucket."""
+    r, k = cfg.reorder, cfg.keys
+    return tuple(H3.from_seed(k.key_bits, r.hotmap_log2_buckets, cfg.hash_seed, f"hotmap.h{i}")
+                 for i in range(r.hotmap_hashes))
