@@ -1,0 +1,196 @@
+"""Golden model of the popularity counter array.
+
+The reference semantics that the RTL must equal, key by key in stream order:
+
+for each key ``k`` (packed ``table << row_bits | row``):
+
+1. every sketch row ``d`` increments its counter ``counter_index(k, d)``,
+   saturating at ``2**C - 1``;
+2. the estimate ``e`` is the minimum of those ``D`` counters after the
+   increment;
+3. in the heavy-hitter set ``set_index(k)``: if ``k`` is there, its count
+   becomes ``e``; otherwise, if ``e >= threshold``, ``k`` takes the lowest
+   free way with count ``e``, or, when the set is full, replaces the entry
+   with the smallest count (the lowest way among equals) if that count is
+   smaller than ``e``.
+
+An estimate query returns the current minimum over the ``D`` counters and
+changes nothing.  ``clear`` zeroes every counter and empties the table.
+
+The sketch part is vectorised (per-row running counts by a stable sort); only
+the keys whose estimate reaches the threshold walk the heavy-hitter table in
+a Python loop, sets being independent.  A million Zipf keys learn in about a
+second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import HotlineConfig
+from ..hashing import counter_hashes
+
+__all__ = ["PopularityCounter"]
+
+
+class PopularityCounter:
+    """Bit-exact model of :class:`hotline.rtl.popularity.PopularityCounterArray`.
+
+    Parameters
+    ----------
+    cfg : HotlineConfig
+        Sizes (``cfg.counter``, ``cfg.keys``) and the hash seed.
+
+    Members
+    -------
+    counters : numpy.ndarray
+        ``int64 [D, 2**S]``, the sketch.
+    keys_learned : int
+        Keys processed since the last clear.
+    """
+
+    def __init__(self, cfg: HotlineConfig | None = None):
+        cfg = HotlineConfig() if cfg is None else cfg
+        if not isinstance(cfg, HotlineConfig):
+            raise TypeError(f"cfg must be a HotlineConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        self.hashes = counter_hashes(cfg)
+        self.clear()
+
+    # -- state ----------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Zero every counter and empty the heavy-hitter table."""
+        c = self.cfg.counter
+        self.counters = np.zeros((c.depth, c.counters), dtype=np.int64)
+        # Python lists: the per-key admission loop is faster on them than on NumPy scalars.
+        self._hh_keys = [[None] * c.hh_ways for _ in range(c.hh_sets)]
+        self._hh_counts = [[0] * c.hh_ways for _ in range(c.hh_sets)]
+        self.keys_learned = 0
+
+    def check_keys(self, keys) -> np.ndarray:
+        """Return ``keys`` as a flat uint64 array; raise ValueError for a key outside the key space."""
+        arr = np.asarray(keys)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"keys must be integers, not {arr.dtype}")
+        if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+            raise ValueError(f"key {int(arr.min())} is negative")
+        arr = arr.astype(np.uint64).ravel()
+        k = self.cfg.keys
+        if arr.size:
+            tables = arr >> np.uint64(k.row_bits)
+            bad = np.nonzero(tables >= np.uint64(k.tables))[0]
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"key {int(arr[i]):#x} at position {i} names table "
+                                 f"{int(tables[i])}, but there are {k.tables} tables")
+        return arr
+
+    # -- updates --------------------------------------------------------------
+
+    def learn(self, keys) -> None:
+        """Process ``keys`` (packed, in stream order) one at a time."""
+        keys = self.check_keys(keys)
+        n = keys.size
+        if n == 0:
+            return
+        c = self.cfg.counter
+        cmax = c.counter_max
+        estimate = None
+        positions = np.arange(n, dtype=np.int64)
+        for d in range(c.depth):
+            idx = self.hashes.counter_index(keys, d)
+            # rank of each key among the earlier keys that hit the same counter (1-based)
+            order = np.argsort(idx, kind="stable")
+            sorted_idx = idx[order]
+            group_start = np.empty(n, dtype=bool)
+            group_start[0] = True
+            np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=group_start[1:])
+            start_pos = np.maximum.accumulate(np.where(group_start, positions, 0))
+            rank = np.empty(n, dtype=np.int64)
+            rank[order] = positions - start_pos + 1
+            row = self.counters[d]
+            value = np.minimum(row[idx] + rank, cmax)
+            estimate = value if estimate is None else np.minimum(estimate, value)
+            row[:] = np.minimum(row + np.bincount(idx, minlength=row.size), cmax)
+        self.keys_learned += n
+
+        hot = np.nonzero(estimate >= c.threshold)[0]
+        if hot.size == 0:
+            return
+        sets = self.hashes.set_index(keys[hot]).tolist()
+        hh_keys, hh_counts = self._hh_keys, self._hh_counts
+        for key, est, s in zip(keys[hot].tolist(), estimate[hot].tolist(), sets):
+            ways, counts = hh_keys[s], hh_counts[s]
+            try:
+                counts[ways.index(key)] = est
+                continue
+            except ValueError:
+                pass
+            try:
+                w = ways.index(None)
+            except ValueError:
+                smallest = min(counts)
+                if smallest >= est:
+                    continue
+                w = counts.index(smallest)
+            ways[w] = key
+            counts[w] = est
+
+    # -- queries --------------------------------------------------------------
+
+    def estimate(self, keys) -> np.ndarray:
+        """Count-min estimates of ``keys`` (int64, same length); nothing is updated."""
+        keys = self.check_keys(keys)
+        est = None
+        for d in range(self.cfg.counter.depth):
+            v = self.counters[d][self.hashes.counter_index(keys, d)]
+            est = v if est is None else np.minimum(est, v)
+        return est if est is not None else np.zeros(0, dtype=np.int64)
+
+    def table(self):
+        """The whole heavy-hitter table: ``(valid bool, key uint64, count int64)``, each ``[sets, ways]``."""
+        valid = np.array([[k is not None for k in ws] for ws in self._hh_keys], dtype=bool)
+        keys = np.array([[0 if k is None else k for k in ws] for ws in self._hh_keys], dtype=np.uint64)
+        counts = np.array(self._hh_counts, dtype=np.int64)
+        return valid, keys, counts
+
+    def readout(self):
+        """Valid heavy-hitter entries in readout order (set, then way): ``(keys, counts)``."""
+        valid, keys, counts = self.table()
+        return keys[valid], counts[valid]
+
+    def hot_set(self, budget_bytes: int, row_bytes: int, candidates=None) -> np.ndarray:
+        """The hottest keys that fit ``budget_bytes`` of device memory, hottest first.
+
+        Parameters
+        ----------
+        budget_bytes : int
+            Device bytes for hot rows (FAE's knob).
+        row_bytes : int
+            Bytes one hot row costs (``dim * element bytes``, plus optimizer
+            state if it lives beside the row).
+        candidates : array of keys, optional
+            Rank these by their sketch estimates (for hot sets larger than the
+            heavy-hitter table); by default the heavy-hitter table is ranked
+            by its counts.
+
+        Ties are broken by the smaller key so the choice is deterministic;
+        keys never seen (count 0) are not chosen.
+        """
+        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)) \
+                or budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be a non-negative integer, not {budget_bytes!r}")
+        if isinstance(row_bytes, bool) or not isinstance(row_bytes, (int, np.integer)) \
+                or row_bytes <= 0:
+            raise ValueError(f"row_bytes must be a positive integer, not {row_bytes!r}")
+        limit = int(budget_bytes) // int(row_bytes)
+        if candidates is None:
+            keys, counts = self.readout()
+        else:
+            keys = np.unique(self.check_keys(candidates))
+            counts = self.estimate(keys)
+        keep = counts > 0
+        keys, counts = keys[keep], counts[keep]
+        order = np.lexsort((keys, -counts))
+        return keys[order][:limit]
