@@ -4,10 +4,12 @@ The reference semantics that the RTL must equal, key by key in stream order:
 
 for each key ``k`` (packed ``table << row_bits | row``):
 
-1. every sketch row ``d`` increments its counter ``counter_index(k, d)``,
-   saturating at ``2**C - 1``;
-2. the estimate ``e`` is the minimum of those ``D`` counters after the
-   increment;
+1. with ``m`` the minimum of the key's ``D`` counters (``counter_index(k, d)``
+   in row ``d``), the estimate is ``e = min(m + 1, 2**C - 1)``; every counter
+   is incremented, saturating at ``2**C - 1`` (plain count-min), or, with
+   ``counter.conservative_update``, raised to ``max(c, e)`` (only the
+   counters below ``e`` move);
+2. ``e`` is then also the minimum of the key's counters;
 3. in the heavy-hitter set ``set_index(k)``: if ``k`` is there, its count
    becomes ``e``; otherwise, if ``e >= threshold``, ``k`` takes the lowest
    free way with count ``e``, or, when the set is full, replaces the entry
@@ -17,10 +19,10 @@ for each key ``k`` (packed ``table << row_bits | row``):
 An estimate query returns the current minimum over the ``D`` counters and
 changes nothing.  ``clear`` zeroes every counter and empties the table.
 
-The sketch part is vectorised (per-row running counts by a stable sort); only
-the keys whose estimate reaches the threshold walk the heavy-hitter table in
-a Python loop, sets being independent.  A million Zipf keys learn in about a
-second.
+The plain sketch is vectorised (per-row running counts by a stable sort);
+conservative update is inherently sequential and runs as a tight loop over
+Python lists.  Only the keys whose estimate reaches the threshold walk the
+heavy-hitter table.  A million Zipf keys learn in a few seconds either way.
 """
 
 from __future__ import annotations
@@ -95,24 +97,11 @@ class PopularityCounter:
         if n == 0:
             return
         c = self.cfg.counter
-        cmax = c.counter_max
-        estimate = None
-        positions = np.arange(n, dtype=np.int64)
-        for d in range(c.depth):
-            idx = self.hashes.counter_index(keys, d)
-            # rank of each key among the earlier keys that hit the same counter (1-based)
-            order = np.argsort(idx, kind="stable")
-            sorted_idx = idx[order]
-            group_start = np.empty(n, dtype=bool)
-            group_start[0] = True
-            np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=group_start[1:])
-            start_pos = np.maximum.accumulate(np.where(group_start, positions, 0))
-            rank = np.empty(n, dtype=np.int64)
-            rank[order] = positions - start_pos + 1
-            row = self.counters[d]
-            value = np.minimum(row[idx] + rank, cmax)
-            estimate = value if estimate is None else np.minimum(estimate, value)
-            row[:] = np.minimum(row + np.bincount(idx, minlength=row.size), cmax)
+        indices = [self.hashes.counter_index(keys, d) for d in range(c.depth)]
+        if c.conservative_update:
+            estimate = self._count_conservative(indices)
+        else:
+            estimate = self._count_all(indices)
         self.keys_learned += n
 
         hot = np.nonzero(estimate >= c.threshold)[0]
@@ -136,6 +125,45 @@ class PopularityCounter:
                 w = counts.index(smallest)
             ways[w] = key
             counts[w] = est
+
+    def _count_all(self, indices) -> np.ndarray:
+        """Plain count-min update, vectorised: per row, the running count of each counter."""
+        cmax = self.cfg.counter.counter_max
+        n = indices[0].size
+        positions = np.arange(n, dtype=np.int64)
+        estimate = None
+        for row, idx in zip(self.counters, indices):
+            # rank of each key among the keys before it that hit the same counter (1-based)
+            order = np.argsort(idx, kind="stable")
+            sorted_idx = idx[order]
+            group_start = np.empty(n, dtype=bool)
+            group_start[0] = True
+            np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=group_start[1:])
+            start_pos = np.maximum.accumulate(np.where(group_start, positions, 0))
+            rank = np.empty(n, dtype=np.int64)
+            rank[order] = positions - start_pos + 1
+            value = np.minimum(row[idx] + rank, cmax)
+            estimate = value if estimate is None else np.minimum(estimate, value)
+            row[:] = np.minimum(row + np.bincount(idx, minlength=row.size), cmax)
+        return estimate
+
+    def _count_conservative(self, indices) -> np.ndarray:
+        """Conservative update: each key depends on the ones before it, so this is a loop."""
+        cmax = self.cfg.counter.counter_max
+        n = indices[0].size
+        # Python lists beat NumPy scalar indexing by ~10x in a per-key loop; converting
+        # the rows costs O(2**S), so small calls index the arrays directly.
+        rows = [r.tolist() for r in self.counters] if n > 256 else list(self.counters)
+        estimate = [0] * n
+        for i, idx in enumerate(zip(*(ix.tolist() for ix in indices))):
+            new = min(min(row[j] for row, j in zip(rows, idx)) + 1, cmax)
+            for row, j in zip(rows, idx):
+                if row[j] < new:
+                    row[j] = new
+            estimate[i] = new
+        if n > 256:
+            self.counters[:] = np.array(rows, dtype=np.int64)
+        return np.array(estimate, dtype=np.int64)
 
     # -- queries --------------------------------------------------------------
 

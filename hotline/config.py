@@ -119,6 +119,11 @@ class CounterArrayConfig:
     fifo_depth : int
         Depth of each bank's input queue in the RTL (a power of two, at
         least ``2 * lanes``); it does not change the results.
+    conservative_update : bool
+        Conservative update (Estan and Varghese): a key raises only its
+        counters that are below its new estimate, ``c = max(c, min(c) + 1)``,
+        instead of incrementing all ``D``.  Estimates stay upper bounds and
+        are much tighter on skewed data, at no extra memory.
     """
 
     lanes: int = 4
@@ -130,9 +135,13 @@ class CounterArrayConfig:
     hh_ways: int = 4
     threshold: int = 8
     fifo_depth: int = 16
+    conservative_update: bool = False
 
     def __post_init__(self):
         s = "counter"
+        if not isinstance(self.conservative_update, bool):
+            raise TypeError(f"counter.conservative_update must be true or false, "
+                            f"not {self.conservative_update!r}")
         _check_int(s, "lanes", self.lanes, lo=1, hi=16)
         _check_int(s, "depth", self.depth, lo=1, hi=8)
         _check_int(s, "log2_counters", self.log2_counters, lo=1, hi=24)
@@ -198,6 +207,32 @@ class ReorderConfig:
         batch may have.
     max_batch_samples : int
         The most samples a batch may have.
+    dedupe_ways : int
+        Slots per bucket of the de-duplication hash table (a power of two;
+        the unit compares a whole bucket per probe).
+    dedupe_epoch_bits : int
+        Width of the batch tag of a de-duplication entry.  A new batch just
+        bumps the tag (an O(1) clear); every ``2**bits - 1`` batches the unit
+        wipes the table once (``dedupe_buckets / lanes`` cycles) so an old
+        tag can never alias.
+    sample_buffer : int
+        Depth of each of the popular and non-popular output buffers, in
+        samples (at least 2 for full rate).
+
+    Members
+    -------
+    hotmap_buckets, hotmap_capacity : int
+        Buckets per cuckoo table; slots in the whole hot map.
+    slot_bits : int
+        Width of a hot slot.
+    beats_per_sample : int
+        ``ceil(T / W)``.
+    dedupe_slots, dedupe_buckets : int
+        Size of the de-duplication table: the power of two at least
+        ``2 * max_batch_keys`` (load at most one half) and at least
+        ``max_batch_keys + lanes``.
+    u_bits, sid_bits, index_bits : int
+        Widths of a cold-key number ``u``, a sample id, a remapped key index.
     """
 
     lanes: int = 4
@@ -207,16 +242,22 @@ class ReorderConfig:
     hotmap_hashes: int = 2
     max_batch_keys: int = 32768
     max_batch_samples: int = 4096
+    dedupe_ways: int = 4
+    dedupe_epoch_bits: int = 8
+    sample_buffer: int = 4
 
     def __post_init__(self):
         s = "reorder"
         _check_int(s, "lanes", self.lanes, lo=1, hi=32)
         _check_int(s, "keys_per_sample", self.keys_per_sample, lo=1, hi=64)
         _check_int(s, "hotmap_log2_buckets", self.hotmap_log2_buckets, lo=1, hi=24)
-        _check_int(s, "hotmap_ways", self.hotmap_ways, lo=1, hi=16)
+        _check_int(s, "hotmap_ways", self.hotmap_ways, lo=1, hi=16, pow2=True)
         _check_int(s, "hotmap_hashes", self.hotmap_hashes, lo=2, hi=4)
-        _check_int(s, "max_batch_keys", self.max_batch_keys, lo=1, pow2=True)
-        _check_int(s, "max_batch_samples", self.max_batch_samples, lo=1, pow2=True)
+        _check_int(s, "max_batch_keys", self.max_batch_keys, lo=1, hi=1 << 24, pow2=True)
+        _check_int(s, "max_batch_samples", self.max_batch_samples, lo=1, hi=1 << 24, pow2=True)
+        _check_int(s, "dedupe_ways", self.dedupe_ways, lo=1, hi=16, pow2=True)
+        _check_int(s, "dedupe_epoch_bits", self.dedupe_epoch_bits, lo=2, hi=16)
+        _check_int(s, "sample_buffer", self.sample_buffer, lo=1, hi=64)
 
     @property
     def hotmap_buckets(self) -> int:
@@ -235,6 +276,27 @@ class ReorderConfig:
     def beats_per_sample(self) -> int:
         return -(-self.keys_per_sample // self.lanes)
 
+    @property
+    def dedupe_slots(self) -> int:
+        need = max(2 * self.max_batch_keys, self.max_batch_keys + self.lanes, self.dedupe_ways)
+        return 1 << _clog2(need)
+
+    @property
+    def dedupe_buckets(self) -> int:
+        return self.dedupe_slots // self.dedupe_ways
+
+    @property
+    def u_bits(self) -> int:
+        return max(1, _clog2(self.max_batch_keys))
+
+    @property
+    def sid_bits(self) -> int:
+        return max(1, _clog2(self.max_batch_samples))
+
+    @property
+    def index_bits(self) -> int:
+        return max(self.slot_bits, self.u_bits)
+
 
 @dataclass(frozen=True)
 class GatherConfig:
@@ -247,18 +309,41 @@ class GatherConfig:
     addr_bits : int
         AXI address width.
     id_bits : int
-        AXI ID width.
+        AXI ID width (the unit issues every burst with ID 0, so the memory
+        keeps reads, and writes, in order).
     max_outstanding : int
-        Read bursts in flight at once.
+        Read bursts in flight at once (the hardware's capacity; a runtime
+        port may lower it).  Also bounds the write bursts awaiting a response.
     max_burst_beats : int
         Longest burst the unit issues (AXI4 INCR allows 256).
+    max_row_bytes : int
+        Largest row size in bytes (the runtime ``row_bytes`` is checked
+        against it).
+    rbuf_beats : int
+        Depth of the read data buffer in bus words.  Every read burst reserves
+        its space here before it is issued, so R data can never overflow; it
+        must hold one whole row (rows are written only once all of their data
+        has arrived without error) and should cover the memory latency for
+        full speed.
+    stride_bits : int
+        Width of a table's row stride in bytes.
+
+    Members
+    -------
+    data_bytes : int
+        Bytes per bus word.
+    max_row_beats : int
+        Most bus words one row can span (an unaligned row spans one more).
     """
 
     data_bits: int = 128
     addr_bits: int = 64
     id_bits: int = 4
-    max_outstanding: int = 16
+    max_outstanding: int = 32
     max_burst_beats: int = 16
+    max_row_bytes: int = 1024
+    rbuf_beats: int = 256
+    stride_bits: int = 32
 
     def __post_init__(self):
         s = "gather"
@@ -267,10 +352,22 @@ class GatherConfig:
         _check_int(s, "id_bits", self.id_bits, lo=1, hi=16)
         _check_int(s, "max_outstanding", self.max_outstanding, lo=1, hi=256)
         _check_int(s, "max_burst_beats", self.max_burst_beats, lo=1, hi=256)
+        _check_int(s, "max_row_bytes", self.max_row_bytes, lo=1, hi=1 << 16)
+        _check_int(s, "rbuf_beats", self.rbuf_beats, lo=2, hi=1 << 16)
+        _check_int(s, "stride_bits", self.stride_bits, lo=1, hi=48)
+        if self.rbuf_beats < self.max_row_beats:
+            raise ConfigError(
+                f"gather.rbuf_beats {self.rbuf_beats} cannot hold one row of "
+                f"gather.max_row_bytes {self.max_row_bytes} at {self.data_bits} bits "
+                f"(an unaligned row spans up to {self.max_row_beats} words)")
 
     @property
     def data_bytes(self) -> int:
         return self.data_bits // 8
+
+    @property
+    def max_row_beats(self) -> int:
+        return -(-(self.max_row_bytes + self.data_bytes - 1) // self.data_bytes)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,16 @@ class Reference:
         return (self.bank(key) << (self.c.log2_counters - self.c.bank_bits)) | self.rows[d](key)
 
     def update(self, key):
-        est = None
-        for d in range(self.c.depth):
-            i = self.index(key, d)
-            self.counters[d][i] = min(self.counters[d][i] + 1, self.c.counter_max)
-            est = self.counters[d][i] if est is None else min(est, self.counters[d][i])
+        idx = [self.index(key, d) for d in range(self.c.depth)]
+        if self.c.conservative_update:
+            # raise only the counters below the new estimate
+            est = min(min(self.counters[d][i] for d, i in enumerate(idx)) + 1, self.c.counter_max)
+            for d, i in enumerate(idx):
+                self.counters[d][i] = max(self.counters[d][i], est)
+        else:
+            for d, i in enumerate(idx):
+                self.counters[d][i] = min(self.counters[d][i] + 1, self.c.counter_max)
+            est = min(self.counters[d][i] for d, i in enumerate(idx))
         s = (self.bank(key) << (self.c.hh_set_bits - self.c.bank_bits)) | self.hh_set(key)
         ways, counts = self.ways[s], self.counts[s]
         if key in ways:
@@ -77,15 +82,19 @@ def assert_same(model, ref, keys_seen, seed):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("cfg_kw", [{}, {"depth": 1, "banks": 1}, {"counter_bits": 3, "threshold": 2},
-                                    {"hh_ways": 4, "hh_sets": 4, "banks": 4, "depth": 4}])
+@pytest.mark.parametrize("cfg_kw", [
+    {}, {"depth": 1, "banks": 1}, {"counter_bits": 3, "threshold": 2},
+    {"hh_ways": 4, "hh_sets": 4, "banks": 4, "depth": 4},
+    {"conservative_update": True}, {"conservative_update": True, "counter_bits": 3, "threshold": 2},
+    {"conservative_update": True, "depth": 4, "log2_counters": 4, "banks": 2},
+], ids=["plain", "d1", "saturating", "d4", "cu", "cu-saturating", "cu-collisions"])
 def test_matches_reference_on_zipf(seed, cfg_kw):
     cfg = small_cfg(**cfg_kw)
     rng = np.random.default_rng(seed)
     keys = zipf_keys(rng, 4000)
     model, ref = PopularityCounter(cfg), Reference(cfg)
-    # uneven chunks: the vectorised model must not depend on how the stream is cut
-    cuts = np.sort(rng.integers(0, keys.size, 9))
+    # uneven chunks (some large, some tiny): results must not depend on how the stream is cut
+    cuts = np.sort(np.concatenate([rng.integers(0, keys.size, 9), rng.integers(0, 200, 6)]))
     for chunk in np.split(keys, cuts):
         model.learn(chunk)
     for k in keys.tolist():
@@ -94,8 +103,9 @@ def test_matches_reference_on_zipf(seed, cfg_kw):
     assert_same(model, ref, keys, seed)
 
 
-def test_one_repeated_key_saturates():
-    cfg = small_cfg(counter_bits=4, threshold=5)
+@pytest.mark.parametrize("cu", [False, True])
+def test_one_repeated_key_saturates(cu):
+    cfg = small_cfg(counter_bits=4, threshold=5, conservative_update=cu)
     model = PopularityCounter(cfg)
     key = np.uint64((2 << 12) | 77)
     model.learn(np.full(100, key))
@@ -129,6 +139,19 @@ def test_eviction_of_smallest_count():
     keys, counts = model.readout()
     assert same_set[0] in keys.tolist()          # the heaviest key survives
     assert same_set[1] not in keys.tolist()      # the smallest count was evicted
+
+
+def test_conservative_update_is_tighter():
+    """Conservative update never overestimates more than plain count-min, and is exact for a lone key."""
+    rng = np.random.default_rng(11)
+    keys = zipf_keys(rng, 5000)
+    plain = PopularityCounter(small_cfg(log2_counters=6, depth=2, counter_bits=16))
+    cu = PopularityCounter(small_cfg(log2_counters=6, depth=2, counter_bits=16, conservative_update=True))
+    plain.learn(keys)
+    cu.learn(keys)
+    uniq, true = np.unique(keys, return_counts=True)
+    e_plain, e_cu = plain.estimate(uniq), cu.estimate(uniq)
+    assert (e_cu >= true).all() and (e_cu <= e_plain).all() and e_cu.sum() < e_plain.sum()
 
 
 def test_hot_set_budget_and_candidates():
