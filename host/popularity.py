@@ -154,16 +154,41 @@ class PopularityCounter:
         # Python lists beat NumPy scalar indexing by ~10x in a per-key loop; converting
         # the rows costs O(2**S), so small calls index the arrays directly.
         rows = [r.tolist() for r in self.counters] if n > 256 else list(self.counters)
-        estimate = [0] * n
-        for i, idx in enumerate(zip(*(ix.tolist() for ix in indices))):
-            new = min(min(row[j] for row, j in zip(rows, idx)) + 1, cmax)
-            for row, j in zip(rows, idx):
-                if row[j] < new:
-                    row[j] = new
-            estimate[i] = new
+        idx_lists = [ix.tolist() for ix in indices]
+        if len(rows) == 4:
+            estimate = self._conservative4(rows, idx_lists, cmax)
+        else:
+            estimate = [0] * n
+            for i, idx in enumerate(zip(*idx_lists)):
+                new = min(min(row[j] for row, j in zip(rows, idx)) + 1, cmax)
+                for row, j in zip(rows, idx):
+                    if row[j] < new:
+                        row[j] = new
+                estimate[i] = new
         if n > 256:
             self.counters[:] = np.array(rows, dtype=np.int64)
         return np.array(estimate, dtype=np.int64)
+
+    @staticmethod
+    def _conservative4(rows, idx_lists, cmax) -> list:
+        """The D = 4 case of the conservative-update loop, unrolled (about 3x faster)."""
+        r0, r1, r2, r3 = rows
+        estimate = []
+        append = estimate.append
+        for a, b, c, d in zip(*idx_lists):
+            new = min(r0[a], r1[b], r2[c], r3[d]) + 1
+            if new > cmax:
+                new = cmax
+            if r0[a] < new:
+                r0[a] = new
+            if r1[b] < new:
+                r1[b] = new
+            if r2[c] < new:
+                r2[c] = new
+            if r3[d] < new:
+                r3[d] = new
+            append(new)
+        return estimate
 
     # -- queries --------------------------------------------------------------
 
@@ -222,3 +247,39 @@ class PopularityCounter:
         keys, counts = keys[keep], counts[keep]
         order = np.lexsort((keys, -counts))
         return keys[order][:limit]
+
+
+def coverage_quality(model: PopularityCounter, sample_keys, multiples=(1, 10, 100)) -> list[dict]:
+    """How well the learned popularity picks a hot set, against the exact top-N.
+
+    For ``N = m * heavy-hitter capacity`` (``m`` in ``multiples``), the
+    fraction of the accesses in ``sample_keys`` that the model's hot set
+    covers, divided by the fraction the exact top-N of ``sample_keys``
+    covers.  ``m == 1`` uses the heavy-hitter readout; larger ``m`` rank the
+    distinct keys of the sample by their estimates (what the host does for a
+    hot set larger than the table).
+
+    Returns one dict per multiple: ``n``, ``found``, ``coverage``,
+    ``exact_coverage``, ``ratio``.
+    """
+    keys = model.check_keys(sample_keys)
+    uniq, counts = np.unique(keys, return_counts=True)
+    total = keys.size
+    exact = np.cumsum(np.sort(counts)[::-1])
+    capacity = model.cfg.counter.hh_entries
+    rows = []
+    for m in multiples:
+        n = int(m) * capacity
+        if m == 1:
+            hot = model.readout()[0]
+        else:
+            hot = model.hot_set(n, 1, candidates=uniq)
+        covered = int(counts[np.isin(uniq, hot)].sum())
+        exact_cov = int(exact[min(n, uniq.size) - 1]) if uniq.size else 0
+        rows.append({
+            "multiple": int(m), "n": n, "found": int(hot.size), "distinct_keys": int(uniq.size),
+            "coverage": covered / total if total else 0.0,
+            "exact_coverage": exact_cov / total if total else 0.0,
+            "ratio": covered / exact_cov if exact_cov else 1.0,
+        })
+    return rows

@@ -1,0 +1,42 @@
+"""Block-RAM estimates for the open ECP5 flow, before a place-and-route says the final word.
+
+An ECP5 DP16KD block holds 18 kbit as 16384x1, 8192x2, 4096x4, 2048x9, 1024x18 or
+512x36 (true dual port; 36 bits wide only as a pseudo dual port).  A memory of
+``depth x width`` takes the cheapest tiling of one of those shapes.
+"""
+
+from __future__ import annotations
+
+from ..config import HotlineConfig
+
+__all__ = ["ECP5_DP16KD_SHAPES", "ECP5_85F_BLOCKS", "ecp5_bram_blocks", "counter_array_memories",
+           "counter_array_blocks"]
+
+ECP5_DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+ECP5_85F_BLOCKS = 208   # LFE5U-85F: 208 DP16KD = 3.74 Mbit
+
+
+def ecp5_bram_blocks(depth: int, width: int) -> int:
+    """DP16KD blocks for one ``depth x width`` memory."""
+    if depth < 1 or width < 1:
+        raise ValueError(f"memory must be at least 1x1, not {depth}x{width}")
+    return min(-(-depth // d) * -(-width // w) for d, w in ECP5_DP16KD_SHAPES)
+
+
+def counter_array_memories(cfg: HotlineConfig) -> list[tuple[str, int, int, int]]:
+    """The counter array's memories as ``(name, count, depth, width)``."""
+    c, k = cfg.counter, cfg.keys
+    entry = 1 + k.key_bits + c.counter_bits
+    return [
+        ("sketch row bank", c.depth * c.banks, c.counters // c.banks, c.counter_bits),
+        ("heavy-hitter bank", c.banks, c.hh_sets // c.banks, c.hh_ways * entry),
+    ]
+
+
+def counter_array_blocks(cfg: HotlineConfig) -> dict:
+    """Bits and estimated DP16KD blocks of the counter array's memories."""
+    bits = blocks = 0
+    for _name, count, depth, width in counter_array_memories(cfg):
+        bits += count * depth * width
+        blocks += count * ecp5_bram_blocks(depth, width)
+    return {"bits": bits, "blocks": blocks, "fits_ecp5_85f": blocks <= ECP5_85F_BLOCKS}

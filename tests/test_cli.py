@@ -1,0 +1,58 @@
+"""The ``hotline`` command line: help, config, verilog and the learning demo."""
+
+import subprocess
+import sys
+
+import pytest
+
+from hotline.cli import main
+from hotline.config import HotlineConfig
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for sub in ("verilog", "config", "learn"):
+        assert sub in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: hotline" in capsys.readouterr().out
+
+
+def test_config_round_trips(tmp_path, capsys):
+    assert main(["config"]) == 0
+    text = capsys.readouterr().out
+    assert HotlineConfig.from_yaml(text) == HotlineConfig()
+    path = tmp_path / "hw.yaml"
+    path.write_text("counter:\n  lanes: 2\n")
+    assert main(["config", "-c", str(path)]) == 0
+    assert HotlineConfig.from_yaml(capsys.readouterr().out).counter.lanes == 2
+
+
+def test_bad_config_is_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("counter:\n  lanes: 0\n")
+    assert main(["config", "-c", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "hotline config: error: counter.lanes must be at least 1, not 0"
+    assert main(["verilog", "counter", "-c", str(tmp_path / "missing.yaml")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_learn_demo_reports_quality(capsys):
+    assert main(["learn", "--keys", "60000", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "hot set size" in out
+    ratios = [float(line.split()[-1]) for line in out.splitlines()
+              if line.strip() and line.split()[-1].replace(".", "").isdigit() and "%" in line]
+    assert len(ratios) == 3 and all(0.5 < r <= 1.0 for r in ratios), out
+
+
+def test_console_script_installed():
+    out = subprocess.run([sys.executable, "-m", "hotline.cli", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "verilog" in out.stdout
