@@ -70,6 +70,29 @@ class PopularityCounter:
         self._hh_counts = [[0] * c.hh_ways for _ in range(c.hh_sets)]
         self.keys_learned = 0
 
+    def state_dict(self) -> dict:
+        """A copy of the whole state (counters, heavy-hitter table, keys learned)."""
+        valid, keys, counts = self.table()
+        return {"counters": self.counters.copy(), "hh_valid": valid, "hh_keys": keys,
+                "hh_counts": counts, "keys_learned": self.keys_learned}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`state_dict` (of a model with the same config)."""
+        c = self.cfg.counter
+        counters = np.asarray(state["counters"], dtype=np.int64)
+        valid = np.asarray(state["hh_valid"], dtype=bool)
+        if counters.shape != self.counters.shape or valid.shape != (c.hh_sets, c.hh_ways):
+            raise ValueError(f"popularity state of shape {counters.shape}/{valid.shape} does not "
+                             f"match the config ({self.counters.shape}/{(c.hh_sets, c.hh_ways)})")
+        if counters.size and (counters.min() < 0 or counters.max() > c.counter_max):
+            raise ValueError(f"popularity counters outside 0..{c.counter_max}")
+        keys = np.asarray(state["hh_keys"], dtype=np.uint64).tolist()
+        counts = np.asarray(state["hh_counts"], dtype=np.int64).tolist()
+        self.counters = counters.copy()
+        self._hh_keys = [[k if v else None for k, v in zip(ks, vs)] for ks, vs in zip(keys, valid.tolist())]
+        self._hh_counts = [[n if v else 0 for n, v in zip(ns, vs)] for ns, vs in zip(counts, valid.tolist())]
+        self.keys_learned = int(state["keys_learned"])
+
     def check_keys(self, keys) -> np.ndarray:
         """Return ``keys`` as a flat uint64 array; raise ValueError for a key outside the key space."""
         arr = np.asarray(keys)

@@ -188,3 +188,21 @@ def test_rejects_bad_keys():
     with pytest.raises(TypeError, match="HotlineConfig"):
         PopularityCounter({"lanes": 2})
     assert model.keys_learned == 0 and not model.counters.any()
+
+
+def test_state_round_trip():
+    cfg = small_cfg(conservative_update=True)
+    rng = np.random.default_rng(5)
+    first, second = zipf_keys(rng, 3000), zipf_keys(rng, 3000)
+    a = PopularityCounter(cfg)
+    a.learn(first)
+    saved = a.state_dict()
+    b = PopularityCounter(cfg)
+    b.load_state_dict(saved)
+    a.learn(second)
+    b.learn(second)
+    for x, y in zip(a.table(), b.table()):
+        assert np.array_equal(x, y)
+    assert np.array_equal(a.counters, b.counters) and a.keys_learned == b.keys_learned
+    with pytest.raises(ValueError, match="does not match the config"):
+        PopularityCounter(small_cfg(log2_counters=7)).load_state_dict(saved)
