@@ -229,8 +229,8 @@ class ReorderConfig:
         ``ceil(T / W)``.
     dedupe_slots, dedupe_buckets : int
         Size of the de-duplication table: the power of two at least
-        ``2 * max_batch_keys`` (load at most one half) and at least
-        ``max_batch_keys + lanes``.
+        ``2 * max_batch_keys`` (load at most one half), at least
+        ``max_batch_keys + lanes`` and at least two buckets.
     u_bits, sid_bits, index_bits : int
         Widths of a cold-key number ``u``, a sample id, a remapped key index.
     """
@@ -278,7 +278,7 @@ class ReorderConfig:
 
     @property
     def dedupe_slots(self) -> int:
-        need = max(2 * self.max_batch_keys, self.max_batch_keys + self.lanes, self.dedupe_ways)
+        need = max(2 * self.max_batch_keys, self.max_batch_keys + self.lanes, 2 * self.dedupe_ways)
         return 1 << _clog2(need)
 
     @property

