@@ -91,11 +91,18 @@ class H3:
         return out
 
     def amaranth(self, key):
-        """The hash of an Amaranth value, as a combinational expression."""
+        """The hash of an Amaranth value, as a combinational expression.
+
+        Each output bit is the XOR of the selected input bits.  Picking the bits
+        (rather than ``(key & mask).xor()``) keeps yosys from splitting each
+        masked word into bit slices, which made Verilated models several times
+        larger and slower to compile.
+        """
         from amaranth.hdl import Cat, Const
         if self.out_bits == 0:
             return Const(0, 0)
-        return Cat(*((key & m).xor() for m in self.masks))
+        return Cat(*(Cat(*(key[i] for i in range(self.in_bits) if m >> i & 1)).xor()
+                     for m in self.masks))
 
 
 def pack_keys(tables, rows, row_bits: int) -> np.ndarray:

@@ -57,7 +57,7 @@ class Reference:
 
 def small_cfg(**counter):
     base = dict(lanes=2, depth=2, log2_counters=6, counter_bits=8, banks=2, hh_sets=8, hh_ways=2,
-                threshold=3, fifo_depth=4)
+                threshold=3, fifo_depth=4, conservative_update=False)
     base.update(counter)
     return HotlineConfig().replace(keys={"tables": 4, "row_bits": 12}, counter=base)
 
