@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_losses", "plot_popularity", "plot_time_breakdown", "MAIN_PHASES", "DMA_PHASES"]
+__all__ = ["plot_losses", "plot_popularity", "plot_time_breakdown", "draw_time_bars", "MAIN_PHASES", "DMA_PHASES"]
 
 #: Main-thread phases of a step, in pipeline order, and the DMA worker's.
 MAIN_PHASES = ("data", "learn", "lookup", "h2d", "compute", "d2h", "sparse_update", "classify",
@@ -104,23 +104,12 @@ def plot_popularity(counts, hot_mask, path, title: str = "Popularity of embeddin
     return Path(path)
 
 
-def plot_time_breakdown(summaries: dict, path, events=None,
-                        title: str = "Time per step") -> Path:
-    """Per mode: milliseconds per step in each phase (stacked), main thread and DMA worker.
+def draw_time_bars(ax, summaries: dict, title: str, xlabel: str = "ms per step (wall clock)",
+                   legend_cols: int = 2) -> None:
+    """Stacked bars of milliseconds per step in each phase: per mode, main thread and DMA worker.
 
-    Parameters
-    ----------
-    summaries : dict
-        mode -> trainer summary (``time_s`` totals and ``steps``).
-    events : list, optional
-        ``(phase, lane, start, end, step)`` of a few hotline steps: drawn as a
-        timeline with one row per lane, so the overlap of the gather with the
-        popular micro-batch shows.
+    ``summaries`` maps a mode to a trainer summary (``time_s`` totals and ``steps``).
     """
-    plt = _plt()
-    ncols = 2 if events else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(7 * ncols, 4.2), squeeze=False)
-    ax = axes[0][0]
     labels, y = [], 0
     seen = set()
     for mode, s in summaries.items():
@@ -142,10 +131,29 @@ def plot_time_breakdown(summaries: dict, path, events=None,
             y += 1
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set_xlabel("ms per step (wall clock)")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=legend_cols, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
+
+
+def plot_time_breakdown(summaries: dict, path, events=None,
+                        title: str = "Time per step") -> Path:
+    """Per mode: milliseconds per step in each phase (stacked), main thread and DMA worker.
+
+    Parameters
+    ----------
+    summaries : dict
+        mode -> trainer summary (``time_s`` totals and ``steps``).
+    events : list, optional
+        ``(phase, lane, start, end, step)`` of a few hotline steps: drawn as a
+        timeline with one row per lane, so the overlap of the gather with the
+        popular micro-batch shows.
+    """
+    plt = _plt()
+    ncols = 2 if events else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(7 * ncols, 4.2), squeeze=False)
+    draw_time_bars(axes[0][0], summaries, title)
     if events:
         ax = axes[0][1]
         t0 = min(e[2] for e in events)

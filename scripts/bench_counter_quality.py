@@ -26,10 +26,12 @@ from hotline.host.learn_demo import criteo_keys
 from hotline.host.popularity import PopularityCounter, coverage_quality
 
 CONFIGS = {
+    # the default config: conservative update, 4 x 2^16 x 9-bit counters, 1024 x 4 heavy hitters
     "default": {},
-    "ecp5-plain-S16-D4-C9": {"log2_counters": 16, "depth": 4, "counter_bits": 9},
-    "ecp5-cu-S16-D4-C9": {"log2_counters": 16, "depth": 4, "counter_bits": 9, "conservative_update": True},
-    "ecp5-cu-S15-D4-C16": {"log2_counters": 15, "depth": 4, "counter_bits": 16, "conservative_update": True},
+    # the same memory with plain count-min updates
+    "default-plain": {"conservative_update": False},
+    # a quarter of the counters, 16-bit, plain (the first default of this project)
+    "S14-C16-plain": {"log2_counters": 14, "counter_bits": 16, "conservative_update": False},
 }
 
 

@@ -172,7 +172,7 @@ def plot(results, curves, events, summary, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from hotline.host.plots import _COLORS, DMA_PHASES, MAIN_PHASES
+    from hotline.host.plots import draw_time_bars
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 8))
     modes = list(results)
@@ -208,30 +208,9 @@ def plot(results, curves, events, summary, path) -> None:
     ax.set_ylabel("samples/s (whole run)")
     ax.set_title(f"throughput on {summary['device_name'][:60]}", fontsize=9)
     # time breakdown per step
-    ax = axes[1][0]
-    y, labels, seen = 0, [], set()
-    for m in modes:
-        r = results[m]
-        steps = max(1, r["steps"])
-        for lane, phases in (("main", MAIN_PHASES), ("dma", DMA_PHASES)):
-            if lane == "dma" and not any(p in r["time_s"] for p in phases):
-                continue
-            left = 0.0
-            for p in phases:
-                ms = 1000 * r["time_s"].get(p, 0.0) / steps
-                if ms > 0:
-                    ax.barh(y, ms, left=left, color=_COLORS.get(p), edgecolor="white",
-                            label=p if p not in seen else None)
-                    seen.add(p)
-                    left += ms
-            labels.append(f"{m} ({lane})")
-            y += 1
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("ms per step")
-    ax.set_title(f"time per step; golden model share {summary['golden_share']:.1%} "
-                 f"(limit {SHARE_LIMIT:.0%})")
-    ax.legend(fontsize=7, ncol=3)
+    draw_time_bars(axes[1][0], results,
+                   f"time per step; golden model share {summary['golden_share']:.1%} "
+                   f"(limit {SHARE_LIMIT:.0%})", xlabel="ms per step", legend_cols=3)
     # losses
     ax = axes[1][1]
     for m, c in curves.items():

@@ -56,3 +56,38 @@ def test_console_script_installed():
     out = subprocess.run([sys.executable, "-m", "hotline.cli", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "verilog" in out.stdout
+
+
+SMALL = """\
+keys: {tables: 4, row_bits: 12}
+counter: {lanes: 2, depth: 2, log2_counters: 6, banks: 2, hh_sets: 8, hh_ways: 2}
+reorder: {lanes: 2, keys_per_sample: 3, hotmap_log2_buckets: 4, max_batch_keys: 64, max_batch_samples: 16}
+gather: {data_bits: 64}
+"""
+
+# ports a user of each unit's Verilog binds to (single-underscore names)
+EXPECTED_PORTS = {
+    "counter": ["clk", "rst", "keys_valid", "keys_ready", "keys_payload", "estimates_valid",
+                "readout_valid", "readout_ready"],
+    "reorder": ["clk", "rst", "popular_valid", "non_popular_valid", "cold_valid", "status_valid"],
+    "gather": ["clk", "rst", "m_axi_arvalid", "m_axi_araddr", "m_axi_rdata", "m_axi_awvalid",
+               "m_axi_wstrb", "m_axi_bresp", "keys_valid", "done_valid"],
+}
+
+
+def test_verilog_of_every_unit(tmp_path, capsys):
+    import re
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(SMALL)
+    out = tmp_path / "v"
+    assert main(["verilog", "all", "-c", str(cfg), "-o", str(out)]) == 0
+    for unit, ports in EXPECTED_PORTS.items():
+        text = (out / f"hotline_{unit}.v").read_text()
+        header = re.search(rf"module hotline_{unit}\(([^;]*)\);", text)
+        assert header, f"no module hotline_{unit}"
+        names = {p.strip() for p in header.group(1).split(",")}
+        missing = [p for p in ports if p not in names]
+        assert not missing, f"{unit}: ports {missing} missing from {sorted(names)}"
+    # one unit to standard output
+    assert main(["verilog", "gather", "-c", str(cfg)]) == 0
+    assert "module hotline_gather(" in capsys.readouterr().out
