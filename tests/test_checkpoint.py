@@ -15,12 +15,7 @@ SEED = int(os.environ.get("HOTLINE_SEED", "5"))
 SIZES = (4, 9, 40, 300, 2000, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hotline.host.data import (AVAZU_TABLE_NAMES, AVAZU_TABLE_SIZES, DataError, DataWarning, load_avazu)
-from hotline.testbench.runner import seed_from_env
+from reference import fmix64
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 AVAZU = DATA / "avazu_sample.txt"
@@ -20,22 +20,6 @@ needs_data = pytest.mark.skipif(not AVAZU.exists(),
 
 HEX_FIELDS = {"site_id", "site_domain", "site_category", "app_id", "app_domain", "app_category",
               "device_id", "device_ip", "device_model"}
-
-
-@pytest.fixture
-def seed():
-    return seed_from_env()
-
-
-def fmix64(k: int) -> int:
-    m = (1 << 64) - 1
-    k &= m
-    k ^= k >> 33
-    k = (k * 0xFF51AFD7ED558CCD) & m
-    k ^= k >> 33
-    k = (k * 0xC4CEB9FE1A85EC53) & m
-    k ^= k >> 33
-    return k
 
 
 def ref_row(rec: dict, sizes):

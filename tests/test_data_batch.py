@@ -4,12 +4,6 @@ import numpy as np
 import pytest
 
 from hotline.host.data import ArrayDataset, Batch, Dataset, synthetic_criteo
-from hotline.testbench.runner import seed_from_env
-
-
-@pytest.fixture
-def seed():
-    return seed_from_env()
 
 
 def _arrays(n, sizes=(5, 7, 1000), num_dense=3, seed=0):

@@ -13,7 +13,7 @@ import pytest
 
 from hotline.host.data import (CRITEO_KAGGLE_TABLE_SIZES, DataError, DataWarning, load_criteo)
 from hotline.host.data import textfile
-from hotline.testbench.runner import seed_from_env
+from reference import fmix64
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 TSV = DATA / "criteo_kaggle_format_sample.tsv"
@@ -23,23 +23,7 @@ needs_data = pytest.mark.skipif(not TSV.exists() or not CSV.exists(),
                                 reason=f"real data samples not found in {DATA} (expected beside the repository)")
 
 
-@pytest.fixture
-def seed():
-    return seed_from_env()
-
-
 # ---------------------------------------------------------------- reference
-
-def fmix64(k: int) -> int:
-    """MurmurHash3 fmix64 on Python integers (independent of the package)."""
-    m = (1 << 64) - 1
-    k &= m
-    k ^= k >> 33
-    k = (k * 0xFF51AFD7ED558CCD) & m
-    k ^= k >> 33
-    k = (k * 0xC4CEB9FE1A85EC53) & m
-    k ^= k >> 33
-    return k
 
 
 def _is_count(x: str) -> bool:

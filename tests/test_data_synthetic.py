@@ -6,13 +6,7 @@ import pytest
 from hotline.host.data import (CRITEO_KAGGLE_TABLE_SIZES, ArrayDataset, Batch, synthetic_criteo,
                                zipf_ranks)
 from hotline.host.data.mix import FeistelPermutation, TablePermutation, hash_rows, mix64
-from hotline.testbench.runner import seed_from_env
-
-
-@pytest.fixture
-def seed():
-    # Printed by seed_from_env; pytest shows it with the failure. Replay with HOTLINE_SEED.
-    return seed_from_env()
+from reference import fmix64
 
 
 def auc(score: np.ndarray, labels: np.ndarray) -> float:
@@ -211,15 +205,8 @@ def test_table_permutation_large_uses_feistel_small_uses_table(seed):
 
 
 def test_mix64_reference_values():
-    # MurmurHash3 fmix64, computed here with Python integers.
-    def fmix(k):
-        m = (1 << 64) - 1
-        k ^= k >> 33
-        k = (k * 0xFF51AFD7ED558CCD) & m
-        k ^= k >> 33
-        k = (k * 0xC4CEB9FE1A85EC53) & m
-        k ^= k >> 33
-        return k
+    # MurmurHash3 fmix64, computed with Python integers (tests/reference.py)
+    fmix = fmix64
     vals = [0, 1, 2, 0xFFFFFFFF, 0x05DB9164, (1 << 64) - 1, 123456789012345]
     got = mix64(np.array(vals, dtype=np.uint64))
     assert [int(g) for g in got] == [fmix(v) for v in vals]

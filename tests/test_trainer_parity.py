@@ -30,13 +30,7 @@ TOL = 1e-9
 HOT = 12          # hot rows in the repetitive runs: ~20% popular samples
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one intra-op thread is fastest and avoids oversubscribing a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_cfg(**kw) -> TrainConfig:
