@@ -141,7 +141,10 @@ def test_labels_are_learnable(seed):
         seen = np.bincount(a.sparse[:, t], minlength=size)
         rate = (clicks + 10 * a.labels.mean()) / (seen + 10)
         best = max(best, auc(rate[b.sparse[:, t]], b.labels))
-    assert best > 0.57, f"seed {seed}: best per-row table AUC {best:.3f}"
+    # How much of the hidden logit the tables carry varies with the seed: over 40 seeds the
+    # best table scored 0.554 to 0.667, while a table outside the model stays within 0.011
+    # of 0.5 (below); 0.57 failed for 2 of those 40 seeds.
+    assert best > 0.53, f"seed {seed}: best per-row table AUC {best:.3f}"
     # A table outside the hidden model carries no signal.
     t = 15
     clicks = np.bincount(a.sparse[:, t], weights=a.labels, minlength=d.table_sizes[t])
