@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..config import HotlineConfig
+from .checks import require_config
 from ..host.gather import ErrorKind, u_bits
 from .axi import AXI4Signature, BURST_INCR
 
@@ -132,9 +133,7 @@ class GatherDMA(wiring.Component):
     """
 
     def __init__(self, cfg: HotlineConfig):
-        if not isinstance(cfg, HotlineConfig):
-            self._MustUse__silence = True  # no "created but never used" warning on top
-            raise TypeError(f"cfg must be a HotlineConfig, not {type(cfg).__name__}")
+        require_config(self, cfg)
         self.cfg = cfg
         g = cfg.gather
         self.size_bits = g.max_row_bytes.bit_length()

@@ -20,6 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import ConfigError, HotlineConfig
+from .checks import require_config
 from ..hashing import hotmap_hashes
 
 __all__ = ["hotmap_entry_layout", "hotmap_load_layout", "hotmap_result_layout",
@@ -70,8 +71,7 @@ class HotMapLookup(wiring.Component):
     """
 
     def __init__(self, cfg: HotlineConfig):
-        if not isinstance(cfg, HotlineConfig):
-            raise TypeError(f"cfg must be a HotlineConfig, not {type(cfg).__name__}")
+        require_config(self, cfg)
         width = 1 + cfg.keys.key_bits + cfg.reorder.slot_bits
         if width > 64:
             raise ConfigError(f"a hot-map word is {width} bits, more than the 64 the host image holds")

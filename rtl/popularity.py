@@ -20,6 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import HotlineConfig
+from .checks import require_config
 from ..hashing import counter_hashes
 from .multififo import MultiWriteFIFO
 
@@ -405,9 +406,7 @@ class PopularityCounterArray(wiring.Component):
     """
 
     def __init__(self, cfg: HotlineConfig):
-        if not isinstance(cfg, HotlineConfig):
-            self._MustUse__silence = True  # rejected: no "never used" warning
-            raise TypeError(f"cfg must be a HotlineConfig, not {type(cfg).__name__}")
+        require_config(self, cfg)
         self.cfg = cfg
         self.layouts = L = CounterLayouts(cfg)
         self.hashes = counter_hashes(cfg)

@@ -60,6 +60,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import HotlineConfig
+from .checks import require_config
 from ..hashing import H3
 from .hotmap import HotMapLookup, hotmap_load_layout
 
@@ -178,8 +179,7 @@ class ReorderUnit(wiring.Component):
     """
 
     def __init__(self, cfg: HotlineConfig):
-        if not isinstance(cfg, HotlineConfig):
-            raise TypeError(f"cfg must be a HotlineConfig, not {type(cfg).__name__}")
+        require_config(self, cfg)
         self.cfg = cfg
         self.layouts = lay = ReorderLayouts(cfg)
         super().__init__({
