@@ -43,9 +43,9 @@ def run_learn_demo(cfg: HotlineConfig, *, keys: int = 1_000_000, zipf_exponent: 
     print(f"golden model: {stream.size / elapsed / 1e6:.2f} M keys/s")
     keys_found, counts = model.readout()
     top = np.argsort(-counts)[:5]
-    print("hottest rows found:", ", ".join(
+    print("hottest rows found (+: the counter saturated):", ", ".join(
         f"C{int(keys_found[i] >> np.uint64(cfg.keys.row_bits)) + 1}[{int(keys_found[i] & np.uint64((1 << cfg.keys.row_bits) - 1))}]"
-        f" x{int(counts[i])}" for i in top))
+        f" x{int(counts[i])}{'+' if counts[i] == c.counter_max else ''}" for i in top))
     print(f"{'hot set size':>14} {'covers':>8} {'exact top-N':>12} {'ratio':>7}")
     for row in coverage_quality(model, stream):
         print(f"{row['found']:>14,} {row['coverage']:>8.1%} {row['exact_coverage']:>12.1%} "
