@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError
+from ..config import ConfigError, _check_int, parse_yaml
 
 __all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "DEVICES", "DTYPES", "parse_bytes"]
 
@@ -64,12 +64,7 @@ def parse_bytes(text: Any, field: str = "bytes") -> int:
 
 
 def _int(name, value, lo=None, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"train.{name} must be an integer, not {type(value).__name__} {value!r}")
-    if lo is not None and value < lo:
-        raise ConfigError(f"train.{name} must be at least {lo}, not {value}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"train.{name} must be at most {hi}, not {value}")
+    _check_int("train", name, value, lo=lo, hi=hi)
 
 
 def _float(name, value, lo=None, hi=None, lo_open=False):
@@ -287,11 +282,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, text: str, base: "TrainConfig | None" = None) -> "TrainConfig":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"train config is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(data, base)
+        return cls.from_dict(parse_yaml(text, "train config"), base)
 
     @classmethod
     def load(cls, path: str | Path | None, base: "TrainConfig | None" = None) -> "TrainConfig":

@@ -53,6 +53,14 @@ def _check_int(section: str, name: str, value: Any, *, lo: int | None = None,
         raise ConfigError(f"{where} must be a power of two, not {value}")
 
 
+def parse_yaml(text: str, what: str):
+    """Parse YAML text; a syntax error becomes a one-line :class:`ConfigError` naming ``what``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 def _clog2(n: int) -> int:
     return max(0, math.ceil(math.log2(n))) if n > 1 else 0
 
@@ -431,11 +439,7 @@ class HotlineConfig:
 
     @classmethod
     def from_yaml(cls, text: str) -> "HotlineConfig":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_yaml(text, "config"))
 
     @classmethod
     def load(cls, path: str | Path | None) -> "HotlineConfig":
