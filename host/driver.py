@@ -145,6 +145,14 @@ class Accelerator(abc.ABC):
         """Release the backend's resources (nothing for ``golden``)."""
 
 
+def _row_view(a: np.ndarray):
+    """``a`` [N, W] as a 1-D array of N whole-row elements, or None when its rows are not
+    contiguous (the view shares memory with ``a``)."""
+    if not a.flags.c_contiguous or a.ndim != 2 or a.shape[1] == 0:
+        return None
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(-1)
+
+
 class GoldenAccelerator(Accelerator):
     """The ``golden`` backend: the bit-exact in-process models.
 
@@ -313,7 +321,13 @@ class GoldenAccelerator(Accelerator):
         src = self._buffer(rows, "rows", keys.size, first.shape[1], first.dtype)
         t, r = self._locate(keys, sizes)
         if flat is not None:
-            flat[offsets[t] + r] = src[:keys.size]
+            rows_of = _row_view(flat), _row_view(src)
+            if rows_of[0] is not None and rows_of[1] is not None:
+                # One row = one element: numpy's 1-D scatter moves a row per step, about
+                # twice as fast as the 2-D fancy assignment (same bytes, tested).
+                rows_of[0][offsets[t] + r] = rows_of[1][:keys.size]
+            else:
+                flat[offsets[t] + r] = src[:keys.size]
         else:
             for tid, pos in self._groups(t):
                 arrays[tid][r[pos]] = src[pos]

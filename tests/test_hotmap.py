@@ -180,6 +180,39 @@ def test_cuckoo_failure_three_buckets():
         HotMap.build(cfg, bad)
 
 
+@pytest.mark.parametrize("geom", [(6, 4, 2), (5, 2, 3), (4, 1, 4)], ids=["b64w4h2", "b32w2h3", "b16w1h4"])
+def test_find_equals_lookup(geom):
+    """The driver's sorted-index ``find`` returns what the image probe ``lookup`` does, on
+    members, non-members, neighbours of members (key +- 1), the ends of the key space,
+    repeated keys and any array shape, for empty, partly full and loaded-from-image maps."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    cfg = small_cfg(*geom, seed=int(rng.integers(1 << 63)))
+    top = (cfg.keys.tables << cfg.keys.row_bits) - 1
+    for n in (0, 1, cfg.reorder.hotmap_capacity // 3, cfg.reorder.hotmap_capacity * 3 // 4):
+        keys = random_keys(rng, cfg, n)
+        slots = rng.permutation(1 << cfg.reorder.slot_bits)[:n]
+        try:
+            hm = HotMap.build(cfg, keys, slots)
+        except HotMapError:
+            continue
+        for m in (hm, HotMap.from_image(cfg, hm.image)):
+            near = np.concatenate([keys, keys + np.uint64(1), np.maximum(keys, 1) - np.uint64(1)])
+            query = np.concatenate([near.clip(0, top), random_keys(rng, cfg, 300),
+                                    np.array([0, top, top, 0], dtype=np.uint64)])
+            query = rng.permutation(np.concatenate([query, query[: len(query) // 2]]))
+            query = query[: len(query) // 6 * 6].reshape(-1, 2, 3)
+            exp_hit, exp_slot = m.lookup(query)
+            got_hit, got_slot = m.find(query)
+            assert got_hit.shape == query.shape and got_slot.dtype == np.int64
+            for name, got, exp in (("hit", got_hit, exp_hit), ("slot", got_slot, exp_slot)):
+                bad = np.argwhere(got != exp)
+                assert not len(bad), (f"find {name} differs at {tuple(bad[0])} (key "
+                                      f"{int(query[tuple(bad[0])]):#x}), {n} keys; seed {seed}")
+    with pytest.raises(ValueError, match=r"past keys.tables"):
+        hm.find(np.array([top + 1], dtype=np.uint64))
+
+
 def test_duplicates_and_bad_input():
     cfg = small_cfg()
     with pytest.raises(HotMapError, match=r"hot_keys has a duplicate: 0x5 at positions 0 and 2"):
