@@ -1,7 +1,7 @@
 """cocotb testbench of the embedding gather/scatter DMA (``hotline_gather``).
 
 Host memory is cocotbext-axi's :class:`AxiRam` (through a thin subclass that
-injects SLVERR responses on chosen byte ranges and can delay reads by a fixed
+injects SLVERR or DECERR responses on chosen byte ranges and can delay reads by a fixed
 latency); every result is checked byte for byte over the whole memory against
 :func:`hotline.host.gather.transfer`.  A bus monitor watches the AR, AW, W, R
 and B handshakes and asserts the AXI rules the unit promises (no burst crosses
@@ -26,7 +26,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, with_timeout
-from cocotbext.axi import AxiBus
+from cocotbext.axi import AxiBus, AxiResp
 from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.memory import Memory
 
@@ -105,6 +105,23 @@ class _DelayedAR:
         self.q.clear()
 
 
+def _answer_faults_with(channel, field: str, ram: "GatherRam") -> None:
+    """Make ``channel`` (an R or B source) answer a failed access with ``ram.fault_resp``.
+
+    cocotbext-axi turns an exception from ``_read``/``_write`` into SLVERR; the RAM
+    rewrites it on its way out, so DECERR (a decode error) can be injected too.
+    """
+    send = channel.send
+
+    async def send_with_fault_resp(tr):
+        if getattr(tr, field) == AxiResp.SLVERR:
+            setattr(tr, field, ram.fault_resp)
+            ram.fault_answers[field, ram.fault_resp.name] += 1
+        await send(tr)
+
+    channel.send = send_with_fault_resp
+
+
 class _FaultyRead(AxiRamRead):
     faults: list
 
@@ -128,7 +145,7 @@ class _FaultyWrite(AxiRamWrite):
 
 
 class GatherRam(Memory):
-    """cocotbext-axi's AxiRam with injectable SLVERR ranges and read latency.
+    """cocotbext-axi's AxiRam with injectable SLVERR/DECERR ranges and read latency.
 
     Parameters
     ----------
@@ -144,8 +161,12 @@ class GatherRam(Memory):
     Members
     -------
     faults : list of (lo, hi)
-        Byte ranges that answer SLVERR (read: any beat whose word meets one;
-        write: the burst, its bytes there not written).  Edit in place.
+        Byte ranges that answer :attr:`fault_resp` (read: any beat whose word
+        meets one; write: the burst, its bytes there not written).  Edit in place.
+    fault_resp : AxiResp
+        SLVERR (the default) or DECERR.
+    fault_answers : collections.Counter
+        Error responses sent, by ``("rresp" or "bresp", response name)``.
     array : numpy.ndarray
         The memory as uint8, sharing storage with the RAM.
     read_if, write_if
@@ -157,8 +178,12 @@ class GatherRam(Memory):
         super().__init__(size, mem=buf)
         self.array = np.frombuffer(buf, dtype=np.uint8)
         self.faults = []
+        self.fault_resp = AxiResp.SLVERR
+        self.fault_answers = collections.Counter()   # (rresp|bresp, response name) -> beats
         self.write_if = _FaultyWrite(bus.write, clock, reset, True, mem=self.mem)
         self.read_if = _FaultyRead(bus.read, clock, reset, True, mem=self.mem)
+        _answer_faults_with(self.read_if.r_channel, "rresp", self)
+        _answer_faults_with(self.write_if.b_channel, "bresp", self)
         self.write_if.faults = self.faults
         self.read_if.faults = self.faults
         self.ar_sink = self.read_if.ar_channel
@@ -757,7 +782,7 @@ async def test_random_gather_scatter(dut):
 
 @cocotb.test()
 async def test_errors(dut):
-    """SLVERR on one read and one write, out-of-range rows, bad and unconfigured tables,
+    """SLVERR, then DECERR, on one read and one write, out-of-range rows, bad and unconfigured tables,
     row_bytes 0 and above the maximum, an empty command."""
     cfg = config_from_env()
     seed = seed_from_env(dut._log)
@@ -783,29 +808,36 @@ async def test_errors(dut):
                       cfg=cfg).status
         return next(i for i in range(start, n) if st[i] == ErrorKind.NONE)
 
-    # A one-byte read fault inside the source of one row, and a two-byte write fault
-    # inside the staging row of another (the rest of that row is written).
-    i = clean_key(GATHER, [], 5)
-    t, r, _ = keys[i]
-    src = int(layout.base[t]) + int(r) * int(layout.stride[t])
-    rfault = (src + row_bytes // 2, src + row_bytes // 2 + 1)
-    j = clean_key(GATHER, [rfault], 15)
-    dst = staging + int(keys[j][2]) * row_bytes
-    tb.ram.faults[:] = [rfault, (dst + 2, dst + 4)]
-    exp = await run_and_check(tb, seed, "faults gather", GATHER, layout, keys, staging,
-                              row_bytes)
-    assert exp.status[i] == ErrorKind.READ and exp.status[j] == ErrorKind.WRITE
-    assert exp.status[3] == ErrorKind.ROW and exp.status[30] == ErrorKind.ROW
-    # The same rows scattered back: a write fault on the last byte of a table row now.
+    for resp in (AxiResp.SLVERR, AxiResp.DECERR):
+        tb.ram.fault_resp = resp
+        # A one-byte read fault inside the source of one row, and a two-byte write fault
+        # inside the staging row of another (the rest of that row is written).
+        tb.ram.faults[:] = []
+        i = clean_key(GATHER, [], 5)
+        t, r, _ = keys[i]
+        src = int(layout.base[t]) + int(r) * int(layout.stride[t])
+        rfault = (src + row_bytes // 2, src + row_bytes // 2 + 1)
+        j = clean_key(GATHER, [rfault], 15)
+        dst = staging + int(keys[j][2]) * row_bytes
+        tb.ram.faults[:] = [rfault, (dst + 2, dst + 4)]
+        exp = await run_and_check(tb, seed, f"{resp.name} faults gather", GATHER, layout, keys,
+                                  staging, row_bytes)
+        assert exp.status[i] == ErrorKind.READ and exp.status[j] == ErrorKind.WRITE
+        assert exp.status[3] == ErrorKind.ROW and exp.status[30] == ErrorKind.ROW
+        # The same rows scattered back: a write fault on the last byte of a table row now.
+        tb.ram.faults[:] = []
+        j = clean_key(SCATTER, [], 20)
+        t, r, _ = keys[j]
+        dst = int(layout.base[t]) + int(r) * int(layout.stride[t])
+        tb.ram.faults[:] = [(dst + row_bytes - 1, dst + row_bytes)]
+        exp = await run_and_check(tb, seed, f"{resp.name} faults scatter", SCATTER, layout, keys,
+                                  staging, row_bytes)
+        assert exp.status[j] == ErrorKind.WRITE
     tb.ram.faults[:] = []
-    j = clean_key(SCATTER, [], 20)
-    t, r, _ = keys[j]
-    dst = int(layout.base[t]) + int(r) * int(layout.stride[t])
-    tb.ram.faults[:] = [(dst + row_bytes - 1, dst + row_bytes)]
-    exp = await run_and_check(tb, seed, "faults scatter", SCATTER, layout, keys, staging,
-                              row_bytes)
-    assert exp.status[j] == ErrorKind.WRITE
-    tb.ram.faults[:] = []
+    tb.ram.fault_resp = AxiResp.SLVERR
+    sent = tb.ram.fault_answers
+    assert all(sent[f, r] for f in ("rresp", "bresp") for r in ("SLVERR", "DECERR")), \
+        f"an error response was never injected: {dict(sent)}"
     # Bad row sizes: every key is an error, nothing moves; an empty command completes.
     for bad_size in (0, cfg.gather.max_row_bytes + 1):
         exp = await run_and_check(tb, seed, f"row_bytes {bad_size}", GATHER, layout, keys[:5],
