@@ -340,9 +340,11 @@ class PopularityCounterArray(wiring.Component):
 
     Every result equals :class:`hotline.host.popularity.PopularityCounter`
     fed the same operations in stream order, for plain count-min and for
-    ``counter.conservative_update``.  The memories power up zeroed (their
-    initial contents); ``rst`` resets the control state but not the
-    memories, so send a CLEAR beat after a reset in the middle of use.
+    ``counter.conservative_update``.  A reset starts a CLEAR of its own (the
+    memories keep their contents through ``rst``, so the unit wipes them):
+    ``busy`` stays high and no operation starts for ``max(2**S, hh_sets) /
+    banks`` cycles, and the unit then equals a fresh golden model, also after
+    a reset in the middle of use.
 
     Parameters
     ----------
@@ -429,7 +431,8 @@ class PopularityCounterArray(wiring.Component):
         for b, bank in enumerate(banks):
             m.submodules[f"bank{b}"] = bank
 
-        mode = Signal(_Mode)
+        # Out of reset the unit clears its memories first (clr_addr resets to 0).
+        mode = Signal(_Mode, init=_Mode.CLEAR)
         run = Signal()
         m.d.comb += run.eq(mode == _Mode.RUN)
 

@@ -504,12 +504,21 @@ class TB:
         self.source.idle, self.est_sink.backpressure, self.ro_sink.backpressure = idle, est_bp, ro_bp
 
     async def reset(self):
-        from cocotb.triggers import RisingEdge
+        """Pulse ``rst``, then wait out the unit's reset-time clear (``busy`` low)."""
+        from cocotb.triggers import FallingEdge, RisingEdge
+        await FallingEdge(self.dut.clk)      # (a run() ends in the read-only phase)
         self.dut.rst.value = 1
         for _ in range(3):
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
+        c = self.cfg.counter
+        limit = max(c.counters, c.hh_sets) // c.banks + 16
+        for cycle in range(limit):
+            await RisingEdge(self.dut.clk)
+            if not int(self.dut.busy.value):
+                return cycle + 1
+        raise AssertionError(f"busy still high {limit} cycles after reset (seed {self.seed})")
 
     async def run(self, beats, *, timeout=None, until_idle=True):
         """Send ``beats``, check every output against the golden model, wait until idle.
@@ -609,6 +618,29 @@ if _cocotb is not None and not os.environ.get("HOTLINE_BENCH"):
             got = int(getattr(dut, port).value)
             assert got == exp % (1 << 32), f"{port} {got}, expected {exp} (seed {seed})"
         assert int(dut.busy.value) == 0
+
+        # A reset in the middle of use: the unit wipes what the scenarios left and then
+        # answers, learns and reads out as a fresh golden model.
+        clear_cycles = await tb.reset()
+        c = cfg.counter
+        assert clear_cycles >= max(c.counters, c.hh_sets) // c.banks, \
+            f"busy fell {clear_cycles} cycles after reset, before a full clear (seed {seed})"
+        tb.board = CounterScoreboard(cfg, seed)
+        tb.board.tag = "after reset: "
+        tb.set_rates(0.2, 0.3, 0.3)
+        used = [k for b in beats for i, k in enumerate(b.keys) if b.mask >> i & 1]
+        await tb.run(check_beats(cfg, rng, used, extra=16))
+        if peek:
+            tb.check_counters("after reset: ")
+        await tb.run(scenario("zipf", cfg, rng, n_keys // 4))
+        if peek:
+            tb.check_counters("after reset: ")
+        for port, exp in (("perf_beats", tb.board.beats_in), ("perf_keys", tb.board.keys_in)):
+            got = int(getattr(dut, port).value)
+            assert got == exp, f"after reset: {port} {got}, expected {exp} (seed {seed})"
+        dut._log.info(f"after reset ({clear_cycles} cycles of clearing): "
+                      f"{tb.board.estimates_out} estimates and {tb.board.entries_out} readout "
+                      f"entries checked against a fresh golden model")
 
 if _cocotb is not None and os.environ.get("HOTLINE_BENCH"):
 

@@ -158,6 +158,62 @@ def test_gather_scatter_match_loops(rng, kind):
             assert np.array_equal(tab[r], want), f"scatter: table {t} row {r} wrong"
 
 
+@pytest.mark.parametrize("width", [1, 6, 16])
+def test_gather_scatter_equal_the_dma_model(rng, width):
+    """The driver's golden gather/scatter (what the trainer runs) move the bytes that the
+    DMA's byte-level model, the cosimulation oracle, moves for the same command: the
+    stacked tables at ``base[t] = offsets[t] * row_bytes`` with ``stride = row_bytes``,
+    cold key ``u`` to ``staging + u * row_bytes``; and both refuse the same bad row."""
+    from hotline.host.gather import GATHER, SCATTER, ErrorKind, TableLayout, transfer
+    from hotline.hashing import unpack_keys
+
+    cfg = small_cfg()
+    acc = GoldenAccelerator(cfg)
+    tables = Stacked([rng.standard_normal((n, width)).astype(np.float32) for n in SIZES])
+    row_bytes = width * 4
+    table_bytes = tables.flat.numel() * 4
+    layout = TableLayout(base=np.asarray(tables.offsets) * row_bytes,
+                         stride=[row_bytes] * T, rows=tables.table_sizes)
+    keys = rng.permutation(np.unique(zipf_keys(rng, 80, cfg)))      # distinct, tables interleaved
+    t, r = unpack_keys(keys, cfg.keys.row_bits)
+    dma_keys = np.stack([t, r, np.arange(keys.size)], axis=1)
+    staging = table_bytes + 64
+    mem = np.zeros(staging + keys.size * row_bytes, dtype=np.uint8)
+
+    mem[:table_bytes] = tables.flat.numpy().view(np.uint8).reshape(-1)
+    res = transfer(GATHER, mem, layout, dma_keys, staging, row_bytes, cfg=cfg)
+    rows = acc.gather(tables, keys)
+    assert res.rows_moved == keys.size
+    assert np.array_equal(rows.numpy().view(np.uint8).reshape(-1), mem[staging:]), \
+        f"gather: driver and DMA model staged different bytes; seed {SEED}"
+
+    new = rng.standard_normal((keys.size, width)).astype(np.float32)
+    mem[staging:] = new.view(np.uint8).reshape(-1)
+    res = transfer(SCATTER, mem, layout, dma_keys, staging, row_bytes, cfg=cfg)
+    acc.scatter(tables, keys, torch.from_numpy(new))
+    assert res.rows_moved == keys.size
+    assert np.array_equal(tables.flat.numpy().view(np.uint8).reshape(-1), mem[:table_bytes]), \
+        f"scatter: driver and DMA model left different tables; seed {SEED}"
+
+    # A row one past its table's end: the DMA flags it (ROW status, nothing written),
+    # the driver refuses the whole call; both name the same key.
+    bad = keys.copy()
+    i = keys.size // 2
+    bad[i] = pack_keys([t[i]], [SIZES[t[i]]], cfg.keys.row_bits)[0]
+    dma_bad = dma_keys.copy()
+    dma_bad[i, 1] = SIZES[t[i]]
+    before = mem.copy()
+    res = transfer(SCATTER, mem, layout, dma_bad, staging, row_bytes, cfg=cfg)
+    assert res.first_error_kind == ErrorKind.ROW and res.first_error_index == i
+    flat_before = tables.flat.clone()
+    with pytest.raises(ValueError, match=f"position {i}: row {SIZES[t[i]]} is outside table {t[i]}"):
+        acc.scatter(tables, bad, torch.from_numpy(new))
+    assert torch.equal(tables.flat, flat_before), "a refused scatter wrote rows"
+    assert res.rows_moved == keys.size - 1
+    past_end = int(layout.base[t[i]]) + SIZES[t[i]] * row_bytes     # the next table's first row
+    assert np.array_equal(mem[past_end:past_end + row_bytes], before[past_end:past_end + row_bytes])
+
+
 def test_gather_scatter_bad_input():
     cfg = small_cfg()
     acc = GoldenAccelerator(cfg)

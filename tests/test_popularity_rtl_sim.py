@@ -103,6 +103,14 @@ def run_unit(cfg, beats, seed, *, idle=0.0, est_bp=0.0, ro_bp=0.0, max_cycles=20
     stats = {}
 
     async def bench(ctx):
+        # the unit clears its memories out of reset (the simulation starts there)
+        c = cfg.counter
+        for _ in range(max(c.counters, c.hh_sets) // c.banks + 16):
+            if not ctx.get(dut.busy):
+                break
+            await ctx.tick()
+        else:
+            raise AssertionError(f"seed {seed}: still busy after the reset-time clear")
         queue = deque(beats)
         offer = None
         stalls = 0
