@@ -41,7 +41,9 @@ def test_shapes_dtypes_ranges(seed):
     # log(1+x) of non-negative counts: non-negative, finite, with missing ones at 0.
     assert np.isfinite(b.dense).all() and (b.dense >= 0).all()
     assert 0.02 < (b.dense == 0).mean() < 0.6
-    assert 0.1 < b.labels.mean() < 0.45, f"seed {seed}: click rate {b.labels.mean()}"
+    # The click rate depends on the seed (the hottest rows' hidden effects move it):
+    # 0.136 to 0.517 over 3,000 random seeds, mean 0.32.
+    assert 0.05 < b.labels.mean() < 0.7, f"seed {seed}: click rate {b.labels.mean()}"
 
 
 def test_deterministic_and_seed_dependent(seed):
