@@ -111,9 +111,9 @@ class FastH3:
         if len(hashes) * self.shift > 63 or max(h.out_bits for h in hashes) > self.shift:
             raise ValueError("FastH3 packs at most 3 hashes of up to 21 bits")
         # each hash's per-byte tables (H3.numpy's), side by side in one int64 per byte value
-        self.tables = [np.bitwise_or.reduce([h._byte_tables[j] << (self.shift * i)
+        self.tables = [np.bitwise_or.reduce([h.byte_tables[j] << (self.shift * i)
                                              for i, h in enumerate(hashes)])
-                       for j in range(len(hashes[0]._byte_tables))]
+                       for j in range(len(hashes[0].byte_tables))]
 
     def __call__(self, keys: np.ndarray) -> list:
         """Return one int64 array per hash, of the shape of ``keys`` (uint64)."""

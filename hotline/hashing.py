@@ -53,6 +53,12 @@ class H3:
         then the constant 0).
     masks : tuple of int
         ``masks[j]`` selects the input bits whose parity is output bit ``j``.
+
+    Members
+    -------
+    byte_tables : list of numpy.ndarray
+        Per input byte ``j``, int64 [256]: the hash of each byte value in
+        place ``j`` (built on first use; read only).
     """
 
     in_bits: int
@@ -91,14 +97,14 @@ class H3:
         """
         keys = np.asarray(keys, dtype=np.uint64)
         flat = keys.reshape(-1)
-        tables = self._byte_tables
+        tables = self.byte_tables
         out = tables[0][(flat & np.uint64(255)).astype(np.intp)]
         for j, t in enumerate(tables[1:], start=1):
             out ^= t[((flat >> np.uint64(8 * j)) & np.uint64(255)).astype(np.intp)]
         return out.reshape(keys.shape)
 
     @cached_property
-    def _byte_tables(self) -> list:
+    def byte_tables(self) -> list:
         """``tables[j][b]``: the hash of byte value ``b`` at byte ``j`` of the key."""
         tables = []
         for j in range(-(-self.in_bits // 8)):
