@@ -80,6 +80,63 @@ def _min(*values):
     return out
 
 
+class _BurstSplitter:
+    """Issues one row's bursts on an AXI address channel (AR or AW), inside ``elaborate``.
+
+    A row of ``rem`` words from word address ``cur`` goes out as INCR bursts of
+    at most ``max_beats`` words that never cross a 4 KiB page.  The caller
+    drives ``load`` (take a new row: ``active`` from ``start_active``, and its
+    first word and word count) and ``can_issue`` (room downstream), and reads
+    ``n`` (words of the burst being offered), ``issue`` and ``fin`` (this burst
+    ends the row).
+
+    Parameters
+    ----------
+    m : Module
+    name : str
+        Prefix of the signals (``ar`` or ``aw``).
+    valid, ready, addr, length : Signal
+        The channel's ``*valid``, ``*ready``, ``*addr`` and ``*len``.
+    word_bits, row_words, max_beats, page_words, lane_bits : int / range
+        Word-address width, range of a row's word count, longest burst, words
+        in 4 KiB, log2 of the bus width in bytes.
+    """
+
+    def __init__(self, m, name, *, valid, ready, addr, length, word_bits, row_words, max_beats,
+                 page_words, lane_bits):
+        self.active = Signal(name=f"{name}_active")
+        self.cur = Signal(word_bits, name=f"{name}_cur")
+        self.rem = Signal(row_words, name=f"{name}_rem")
+        self.n = Signal(range(max(max_beats, page_words) + 1), name=f"{name}_n")
+        self.can_issue = Signal(name=f"{name}_can_issue")
+        self.issue = Signal(name=f"{name}_issue")
+        self.fin = Signal(name=f"{name}_fin")
+        self.load = Signal(name=f"{name}_load")
+        self.start_active = Signal(name=f"{name}_start_active")
+        self.start_cur = Signal(word_bits, name=f"{name}_start_cur")
+        self.start_rem = Signal(row_words, name=f"{name}_start_rem")
+        m.d.comb += [
+            self.n.eq(_min(self.rem, C(max_beats), page_words - self.cur[:exact_log2(page_words)])),
+            self.issue.eq(self.active & (~valid | ready) & self.can_issue),
+            self.fin.eq(self.issue & (self.rem == self.n)),
+        ]
+        with m.If(self.issue):
+            m.d.sync += [
+                valid.eq(1),
+                addr.eq(Cat(C(0, lane_bits), self.cur)),
+                length.eq(self.n - 1),
+                self.cur.eq(self.cur + self.n),
+                self.rem.eq(self.rem - self.n),
+            ]
+        with m.Elif(ready):
+            m.d.sync += valid.eq(0)
+        with m.If(self.load):
+            m.d.sync += [self.active.eq(self.start_active), self.cur.eq(self.start_cur),
+                         self.rem.eq(self.start_rem)]
+        with m.Elif(self.fin):
+            m.d.sync += self.active.eq(0)
+
+
 class GatherDMA(wiring.Component):
     """Embedding gather/scatter DMA, an AXI4 memory-mapped master.
 
@@ -323,39 +380,20 @@ class GatherDMA(wiring.Component):
         credits = Signal(range(g.rbuf_beats + 1), init=g.rbuf_beats)
         outstanding = Signal(range(g.max_outstanding + 1))
 
-        ar_active = Signal()
-        ar_cur = Signal(WA)
-        ar_rem = Signal(BEATS)
-        ar_n = Signal(range(max(MAXB, PAGE_WORDS) + 1))
-        m.d.comb += ar_n.eq(_min(ar_rem, C(MAXB), PAGE_WORDS - ar_cur[:exact_log2(PAGE_WORDS)]))
-        ar_issue = Signal()
-        m.d.comb += ar_issue.eq(ar_active & (~axi.arvalid | axi.arready)
-                                & (credits >= ar_n) & (outstanding < limit))
-        ar_fin = ar_issue & (ar_rem == ar_n)
+        ar = _BurstSplitter(m, "ar", valid=axi.arvalid, ready=axi.arready, addr=axi.araddr,
+                            length=axi.arlen, word_bits=WA, row_words=BEATS, max_beats=MAXB,
+                            page_words=PAGE_WORDS, lane_bits=LW)
         rq = data.View(desc, rowq.r_data)
-        ar_load = Signal()
         m.d.comb += [
-            ar_load.eq((~ar_active | ar_fin) & rowq.r_rdy & rdesc.w_rdy & rcnt.w_rdy),
-            rowq.r_en.eq(ar_load),
+            ar.can_issue.eq((credits >= ar.n) & (outstanding < limit)),
+            ar.load.eq((~ar.active | ar.fin) & rowq.r_rdy & rdesc.w_rdy & rcnt.w_rdy),
+            ar.start_active.eq(rq.nr != 0), ar.start_cur.eq(rq.src_w), ar.start_rem.eq(rq.nr),
+            rowq.r_en.eq(ar.load),
             rdesc.w_data.eq(rowq.r_data),
-            rdesc.w_en.eq(ar_load),
+            rdesc.w_en.eq(ar.load),
             rcnt.w_data.eq(rq.nr),
-            rcnt.w_en.eq(ar_load & (rq.nr != 0)),
+            rcnt.w_en.eq(ar.load & (rq.nr != 0)),
         ]
-        with m.If(ar_issue):
-            m.d.sync += [
-                axi.arvalid.eq(1),
-                axi.araddr.eq(Cat(C(0, LW), ar_cur)),
-                axi.arlen.eq(ar_n - 1),
-                ar_cur.eq(ar_cur + ar_n),
-                ar_rem.eq(ar_rem - ar_n),
-            ]
-        with m.Elif(axi.arready):
-            m.d.sync += axi.arvalid.eq(0)
-        with m.If(ar_load):
-            m.d.sync += [ar_active.eq(rq.nr != 0), ar_cur.eq(rq.src_w), ar_rem.eq(rq.nr)]
-        with m.Elif(ar_fin):
-            m.d.sync += ar_active.eq(0)
 
         # -------------------------------------------------------------- R receiver
         # R is never back-pressured: every beat's space in rbuf was reserved before its
@@ -381,8 +419,8 @@ class GatherDMA(wiring.Component):
 
         rbuf_pop = rbuf.r_en & rbuf.r_rdy
         m.d.sync += [
-            credits.eq(credits - Mux(ar_issue, ar_n, 0) + rbuf_pop),
-            outstanding.eq(outstanding + ar_issue - (r_fire & axi.rlast)),
+            credits.eq(credits - Mux(ar.issue, ar.n, 0) + rbuf_pop),
+            outstanding.eq(outstanding + ar.issue - (r_fire & axi.rlast)),
         ]
 
         # ------------------------------------------------------ writer / realigner
@@ -476,43 +514,24 @@ class GatherDMA(wiring.Component):
             m.d.sync += wr_active.eq(0)
 
         # ------------------------------------------------------------ AW generator
-        aw_active = Signal()
-        aw_cur = Signal(WA)
-        aw_rem = Signal(BEATS)
-        aw_n = Signal(range(max(MAXB, PAGE_WORDS) + 1))
-        m.d.comb += aw_n.eq(_min(aw_rem, C(MAXB), PAGE_WORDS - aw_cur[:exact_log2(PAGE_WORDS)]))
-        aw_issue = Signal()
-        m.d.comb += aw_issue.eq(aw_active & (~axi.awvalid | axi.awready)
-                                & wlenq.w_rdy & blast.w_rdy)
-        aw_fin = aw_issue & (aw_rem == aw_n)
+        aw = _BurstSplitter(m, "aw", valid=axi.awvalid, ready=axi.awready, addr=axi.awaddr,
+                            length=axi.awlen, word_bits=WA, row_words=BEATS, max_beats=MAXB,
+                            page_words=PAGE_WORDS, lane_bits=LW)
         wh = data.View(wrow, wrowq.r_data)
-        aw_load = Signal()
         bt_in = Signal(btrack_lay)
         m.d.comb += [
-            aw_load.eq((~aw_active | aw_fin) & wrowq.r_rdy & btrack.w_rdy),
-            wrowq.r_en.eq(aw_load),
+            aw.can_issue.eq(wlenq.w_rdy & blast.w_rdy),
+            aw.load.eq((~aw.active | aw.fin) & wrowq.r_rdy & btrack.w_rdy),
+            aw.start_active.eq(~wh.nowrite), aw.start_cur.eq(wh.dst_w), aw.start_rem.eq(wh.nw),
+            wrowq.r_en.eq(aw.load),
             bt_in.nowrite.eq(wh.nowrite), bt_in.kind.eq(wh.kind),
             btrack.w_data.eq(bt_in.as_value()),
-            btrack.w_en.eq(aw_load),
-            wlenq.w_data.eq(aw_n),
-            wlenq.w_en.eq(aw_issue),
-            blast.w_data.eq(aw_rem == aw_n),
-            blast.w_en.eq(aw_issue),
+            btrack.w_en.eq(aw.load),
+            wlenq.w_data.eq(aw.n),
+            wlenq.w_en.eq(aw.issue),
+            blast.w_data.eq(aw.rem == aw.n),
+            blast.w_en.eq(aw.issue),
         ]
-        with m.If(aw_issue):
-            m.d.sync += [
-                axi.awvalid.eq(1),
-                axi.awaddr.eq(Cat(C(0, LW), aw_cur)),
-                axi.awlen.eq(aw_n - 1),
-                aw_cur.eq(aw_cur + aw_n),
-                aw_rem.eq(aw_rem - aw_n),
-            ]
-        with m.Elif(axi.awready):
-            m.d.sync += axi.awvalid.eq(0)
-        with m.If(aw_load):
-            m.d.sync += [aw_active.eq(~wh.nowrite), aw_cur.eq(wh.dst_w), aw_rem.eq(wh.nw)]
-        with m.Elif(aw_fin):
-            m.d.sync += aw_active.eq(0)
 
         # ----------------------------------------------------------------- W stage
         w_cnt = Signal(range(MAXB + 1))
