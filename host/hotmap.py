@@ -38,7 +38,7 @@ from collections import deque
 import numpy as np
 
 from ..config import ConfigError, HotlineConfig
-from ..hashing import H3, hotmap_hashes
+from ..hashing import H3, hotmap_hashes, xor_byte_lookup
 
 __all__ = ["HotMapError", "HotMap", "entry_bits", "check_keys", "FastH3"]
 
@@ -117,10 +117,7 @@ class FastH3:
 
     def __call__(self, keys: np.ndarray) -> list:
         """Return one int64 array per hash, of the shape of ``keys`` (uint64)."""
-        keys = np.asarray(keys, dtype=np.uint64)
-        acc = self.tables[0][(keys & np.uint64(255)).astype(np.intp)]
-        for j, t in enumerate(self.tables[1:], start=1):
-            acc ^= t[((keys >> np.uint64(8 * j)) & np.uint64(255)).astype(np.intp)]
+        acc = xor_byte_lookup(self.tables, keys)
         mask = (1 << self.shift) - 1
         return [(acc >> (self.shift * i)) & mask for i in range(len(self.hashes))]
 

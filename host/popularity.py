@@ -31,6 +31,7 @@ import numpy as np
 
 from ..config import HotlineConfig
 from ..hashing import counter_hashes
+from .grouping import sort_groups
 
 __all__ = ["PopularityCounter"]
 
@@ -167,19 +168,9 @@ class PopularityCounter:
         n = indices[0].size
         positions = np.arange(n, dtype=np.int64)
         estimate = None
-        pos_bits = max(1, (n - 1).bit_length())
         for row, idx in zip(self.counters, indices):
-            # rank of each key among the keys before it that hit the same counter (1-based);
-            # counter and position packed in one word sort faster than a stable argsort,
-            # with equal counters kept in stream order.
-            # (log2_counters <= 24, so this fits 64 bits for up to 2**40 keys per call)
-            packed = np.sort((idx.astype(np.uint64) << np.uint64(pos_bits))
-                             | positions.astype(np.uint64))
-            order = (packed & np.uint64((1 << pos_bits) - 1)).astype(np.int64)
-            sorted_idx = (packed >> np.uint64(pos_bits)).astype(np.int64)
-            group_start = np.empty(n, dtype=bool)
-            group_start[0] = True
-            np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=group_start[1:])
+            # rank of each key among the keys before it that hit the same counter (1-based)
+            order, sorted_idx, group_start = sort_groups(idx)
             start_pos = np.maximum.accumulate(np.where(group_start, positions, 0))
             rank = np.empty(n, dtype=np.int64)
             rank[order] = positions - start_pos + 1
@@ -187,7 +178,7 @@ class PopularityCounter:
             estimate = value if estimate is None else np.minimum(estimate, value)
             # only the counters this batch hit change (not a pass over the whole row)
             starts = np.flatnonzero(group_start)
-            hit = sorted_idx[starts]
+            hit = sorted_idx[starts].astype(np.intp)
             row[hit] = np.minimum(row[hit] + np.diff(np.r_[starts, n]), cmax)
         return estimate
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import HotlineConfig
+from .grouping import sort_groups
 from .hotmap import HotMap, check_keys
 
 __all__ = ["BatchOverflow", "ClassifiedBatch", "BatchStatus", "ReorderResult",
@@ -126,29 +127,6 @@ class ReorderResult:
     stop: int | None
 
 
-def _group(values: np.ndarray):
-    """Sort a 1-D uint64 array, keeping equal values in position order.
-
-    Returns ``(pos, new)``: ``values[pos]`` is sorted and ``new[i]`` marks the
-    first element of each run of equal values (its first occurrence).
-    """
-    n = len(values)
-    pb = max(1, (n - 1).bit_length())
-    if int(values.max()) >> (64 - pb) == 0:
-        # Sort value and position packed in one word: a plain sort is much
-        # faster than a stable argsort, and equal values stay in position order.
-        packed = np.sort((values << np.uint64(pb)) | np.arange(n, dtype=np.uint64))
-        sv = packed >> np.uint64(pb)
-        pos = (packed & np.uint64((1 << pb) - 1)).astype(np.intp)
-    else:
-        pos = np.argsort(values, kind="stable")
-        sv = values[pos]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(sv[1:], sv[:-1], out=new[1:])
-    return pos, new
-
-
 def dedupe_first_occurrence(values: np.ndarray):
     """Number the distinct values of a 1-D uint64 array by first occurrence.
 
@@ -159,7 +137,7 @@ def dedupe_first_occurrence(values: np.ndarray):
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pos, new = _group(values)
+    pos, _, new = sort_groups(values)
     group = np.cumsum(new) - 1
     first_of_group = pos[new]
     is_first = np.zeros(n, dtype=bool)
@@ -201,7 +179,7 @@ def _remap(hotmap: HotMap, keys: np.ndarray):
                 np.ones(keys.shape[0], dtype=bool))
     # Sort once: each distinct key is looked up once, and its first occurrence
     # gives the cold numbering.
-    pos, new = _group(flat)
+    pos, _, new = sort_groups(flat)
     group = np.cumsum(new) - 1            # distinct-key id, in sorted position order
     first = pos[new]                      # first position of each distinct key
     uniq = flat[first]

@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["H3", "splitmix64", "pack_keys", "unpack_keys", "CounterHashes",
+__all__ = ["H3", "splitmix64", "pack_keys", "unpack_keys", "xor_byte_lookup", "CounterHashes",
            "counter_hashes", "hotmap_hashes"]
 
 _MASK64 = (1 << 64) - 1
@@ -95,13 +95,7 @@ class H3:
         its bytes in their places, so one table lookup per input byte replaces
         one parity pass per output bit (equal to the scalar form, tested).
         """
-        keys = np.asarray(keys, dtype=np.uint64)
-        flat = keys.reshape(-1)
-        tables = self.byte_tables
-        out = tables[0][(flat & np.uint64(255)).astype(np.intp)]
-        for j, t in enumerate(tables[1:], start=1):
-            out ^= t[((flat >> np.uint64(8 * j)) & np.uint64(255)).astype(np.intp)]
-        return out.reshape(keys.shape)
+        return xor_byte_lookup(self.byte_tables, keys)
 
     @cached_property
     def byte_tables(self) -> list:
@@ -128,6 +122,20 @@ class H3:
             return Const(0, 0)
         return Cat(*(Cat(*(key[i] for i in range(self.in_bits) if m >> i & 1)).xor()
                      for m in self.masks))
+
+
+def xor_byte_lookup(tables, keys) -> np.ndarray:
+    """XOR over the bytes of each key of ``tables[j][byte j]`` (int64, shape of ``keys``).
+
+    The evaluation of a GF(2)-linear hash from per-byte tables (:attr:`H3.byte_tables`,
+    or several hashes' tables packed side by side).
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    flat = keys.reshape(-1)
+    out = tables[0][(flat & np.uint64(255)).astype(np.intp)]
+    for j, t in enumerate(tables[1:], start=1):
+        out ^= t[((flat >> np.uint64(8 * j)) & np.uint64(255)).astype(np.intp)]
+    return out.reshape(keys.shape)
 
 
 def pack_keys(tables, rows, row_bits: int) -> np.ndarray:
