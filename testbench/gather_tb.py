@@ -33,7 +33,7 @@ from cocotbext.axi.memory import Memory
 from ..config import HotlineConfig
 from ..host.gather import GATHER, SCATTER, ErrorKind, TableLayout, transfer
 from ..rtl.gather import command_layout, key_layout, status_layout, table_config_layout
-from .runner import config_from_env, seed_from_env
+from .runner import config_from_env, seed_from_env, stream_ports
 
 CLK_NS = 10
 
@@ -220,9 +220,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, name: str, clock, rng: random.Random):
-        self.valid = getattr(dut, f"{name}_valid")
-        self.ready = getattr(dut, f"{name}_ready")
-        self.payload = getattr(dut, f"{name}_payload")
+        self.valid, self.ready, self.payload = stream_ports(dut, name)
         self.clock = clock
         self.rng = rng
         self.gap = 0.0
@@ -276,9 +274,7 @@ class StreamSink:
     """
 
     def __init__(self, dut, name: str, clock, rng: random.Random):
-        self.valid = getattr(dut, f"{name}_valid")
-        self.ready = getattr(dut, f"{name}_ready")
-        self.payload = getattr(dut, f"{name}_payload")
+        self.valid, self.ready, self.payload = stream_ports(dut, name)
         self.clock = clock
         self.rng = rng
         self.stall = 0.0

@@ -25,6 +25,7 @@ from ..config import HotlineConfig
 from ..hashing import counter_hashes
 from ..host.popularity import PopularityCounter
 from ..rtl.popularity import CounterLayouts, Op
+from .runner import stream_ports
 
 __all__ = ["Beat", "CounterScoreboard", "random_keys", "zipf_keys", "update_beats", "check_beats",
            "keys_in_set", "keys_in_bank", "scenario", "SCENARIOS", "StreamSource", "StreamSink", "TB"]
@@ -370,9 +371,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, prefix, rng, idle=0.0, pack=None):
-        self.valid = getattr(dut, f"{prefix}_valid")
-        self.ready = getattr(dut, f"{prefix}_ready")
-        self.payload = getattr(dut, f"{prefix}_payload")
+        self.valid, self.ready, self.payload = stream_ports(dut, prefix)
         self.rng = rng
         self.idle = idle
         self.pack = pack
@@ -415,9 +414,7 @@ class StreamSink:
 
     def __init__(self, dut, prefix, rng, backpressure=0.0):
         self.prefix = prefix
-        self.valid = getattr(dut, f"{prefix}_valid")
-        self.ready = getattr(dut, f"{prefix}_ready")
-        self.payload = getattr(dut, f"{prefix}_payload")
+        self.valid, self.ready, self.payload = stream_ports(dut, prefix)
         self.rng = rng
         self.backpressure = backpressure
         self._ready = 0

@@ -30,7 +30,7 @@ from ..config import HotlineConfig
 from ..host.hotmap import HotMap
 from ..host.reorder import reorder_batch
 from ..rtl.reorder import ReorderLayouts, dedupe_hash
-from .runner import config_from_env, seed_from_env
+from .runner import config_from_env, seed_from_env, stream_ports
 
 OUTPUTS = ("popular", "non_popular", "cold", "status")
 
@@ -221,8 +221,7 @@ class TB:
 
     async def _monitor(self, name):
         dut = self.dut
-        valid, ready = getattr(dut, f"{name}_valid"), getattr(dut, f"{name}_ready")
-        payload = getattr(dut, f"{name}_payload")
+        valid, ready, payload = stream_ports(dut, name)
         layout = self._layouts[name]
         while True:
             await RisingEdge(dut.clk)

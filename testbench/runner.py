@@ -24,7 +24,7 @@ from pathlib import Path
 from ..config import HotlineConfig
 
 __all__ = ["VerilatorNotFound", "ensure_verilator", "run_bench", "config_from_env",
-           "seed_from_env", "MIN_VERILATOR"]
+           "seed_from_env", "stream_ports", "MIN_VERILATOR"]
 
 MIN_VERILATOR = (5, 36)
 
@@ -103,6 +103,12 @@ def config_from_env() -> HotlineConfig:
     """The config a bench was started with (inside the cocotb process)."""
     text = os.environ.get("HOTLINE_CONFIG")
     return HotlineConfig.from_yaml(text) if text else HotlineConfig()
+
+
+def stream_ports(dut, prefix: str):
+    """The ``(valid, ready, payload)`` handles of the Amaranth stream ``prefix`` of a
+    Verilated unit (``hotline verilog`` names them ``<prefix>_valid`` and so on)."""
+    return tuple(getattr(dut, f"{prefix}_{name}") for name in ("valid", "ready", "payload"))
 
 
 def seed_from_env(log=None) -> int:
