@@ -321,11 +321,11 @@ class GoldenAccelerator(Accelerator):
         src = self._buffer(rows, "rows", keys.size, first.shape[1], first.dtype)
         t, r = self._locate(keys, sizes)
         if flat is not None:
-            rows_of = _row_view(flat), _row_view(src)
-            if rows_of[0] is not None and rows_of[1] is not None:
+            dst_rows, src_rows = _row_view(flat), _row_view(src)
+            if dst_rows is not None and src_rows is not None:
                 # One row = one element: numpy's 1-D scatter moves a row per step, about
                 # twice as fast as the 2-D fancy assignment (same bytes, tested).
-                rows_of[0][offsets[t] + r] = rows_of[1][:keys.size]
+                dst_rows[offsets[t] + r] = src_rows[:keys.size]
             else:
                 flat[offsets[t] + r] = src[:keys.size]
         else:

@@ -34,6 +34,7 @@ and an empty slot is the word 0.  The hardware load port takes exactly these
 from __future__ import annotations
 
 from collections import deque
+from functools import cached_property
 
 import numpy as np
 
@@ -169,7 +170,6 @@ class HotMap:
         flat = self._valid.reshape(-1)
         self.keys = self._keys.reshape(-1)[flat].copy()
         self.slots = self._slots.reshape(-1)[flat].copy()
-        self._index = _ProbeIndex(self.keys, self.slots, kb)
 
     # -- construction --------------------------------------------------------
 
@@ -303,6 +303,11 @@ class HotMap:
                 hit |= m
                 slot = np.where(m, self._flat_slots[addr], slot)
         return hit.reshape(shape), slot.reshape(shape)
+
+    @cached_property
+    def _index(self) -> "_ProbeIndex":
+        # built on the first find(): a map used only through lookup() or its image never pays
+        return _ProbeIndex(self.keys, self.slots, self.cfg.keys.key_bits)
 
     def find(self, keys) -> tuple[np.ndarray, np.ndarray]:
         """Same result as :meth:`lookup`, computed the fast way on the host.
