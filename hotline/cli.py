@@ -12,6 +12,8 @@ Subcommands:
     compared with the exact top-N.
 ``hotline train``
     DLRM training with the Hotline pipeline and its baselines.
+``hotline fpga build|report|vivado-plan``
+    Board builds with the open ECP5 flow, their reports, Xilinx build plans.
 """
 
 from __future__ import annotations
@@ -21,17 +23,14 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, HotlineConfig
+from .profiles import add_config_arguments, config_from_args
 
 __all__ = ["main", "build_parser"]
 
 
-def _load_config(path) -> HotlineConfig:
-    return HotlineConfig.load(path)
-
-
 def _cmd_verilog(args) -> int:
     from .rtl import UNITS, unit_verilog
-    cfg = _load_config(args.config)
+    cfg = config_from_args(args)
     units = list(UNITS) if args.unit == "all" else [args.unit]
     out = Path(args.output) if args.output else None
     for unit in units:
@@ -39,7 +38,8 @@ def _cmd_verilog(args) -> int:
         if out is None:
             sys.stdout.write(text)
             continue
-        target = out / f"hotline_{unit}.v" if (out.is_dir() or len(units) > 1) else out
+        as_dir = out.is_dir() or len(units) > 1 or str(args.output).endswith(("/", "\\"))
+        target = out / f"hotline_{unit}.v" if as_dir else out
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         print(f"wrote {target} ({len(text.splitlines())} lines)", file=sys.stderr)
@@ -47,14 +47,14 @@ def _cmd_verilog(args) -> int:
 
 
 def _cmd_config(args) -> int:
-    cfg = _load_config(args.config)
+    cfg = config_from_args(args)
     sys.stdout.write(cfg.to_yaml())
     return 0
 
 
 def _cmd_learn(args) -> int:
     from .host.learn_demo import run_learn_demo
-    cfg = _load_config(args.config)
+    cfg = config_from_args(args)
     return run_learn_demo(cfg, keys=args.keys, zipf_exponent=args.zipf, seed=args.seed)
 
 
@@ -70,24 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default config if none is given).")
     from .rtl import UNITS
     p.add_argument("unit", choices=[*UNITS, "all"], help="which unit ('all' writes every one)")
-    p.add_argument("-c", "--config", help="YAML config file (see 'hotline config')")
+    add_config_arguments(p)
     p.add_argument("-o", "--output", help="output file, or a folder (default: standard output)")
     p.set_defaults(func=_cmd_verilog)
 
     p = sub.add_parser("config", help="print a config as YAML (the default one if no file)",
                        description="Print a config as YAML: every size of the accelerator.")
-    p.add_argument("-c", "--config", help="YAML config file to check and print")
+    add_config_arguments(p)
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("learn", help="popularity-learning demo on synthetic Zipf keys",
                        description="Feed synthetic Criteo-shaped Zipf keys through the popularity "
                                    "counter array's golden model and compare the hot set it finds "
                                    "with the exact top-N.")
-    p.add_argument("-c", "--config", help="YAML config file")
+    add_config_arguments(p)
     p.add_argument("--keys", type=int, default=1_000_000, help="keys to learn from (default 1e6)")
     p.add_argument("--zipf", type=float, default=1.05, help="Zipf exponent (default 1.05)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_cmd_learn)
+
+    from .fpga.cli import add_fpga_parser
+    add_fpga_parser(sub)
 
     try:
         from .host import train_cli
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"hotline {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,228 @@
+"""Board builds with the open ECP5 flow: bitstream plus a JSON report.
+
+``hotline fpga build --profile ecp5-85f --board ulx3s-85f --unit all`` builds a
+board top (:class:`BoardTop`: the units under a :class:`~.harness.PortHarness`,
+the board oscillator through an ECP5 PLL to the profile's clock) with
+amaranth-boards and the PyPI tools, then writes ``report.json`` beside the
+bitstream: post-route Fmax per clock against its constraint, used/available
+LUT4 (TRELLIS_COMB), FF, DP16KD, MULT18X18D and distributed RAM, the tool
+versions, and wall times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as _platform
+import subprocess
+import time
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+
+from ..config import HotlineConfig
+from ..profiles import Profile, load_profile
+from .boards import BOARDS, board_platform, toolchain_env
+from .harness import PortHarness
+from .pll import ecp5_pll, ecp5_pll_settings
+
+__all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "RESOURCE_KEYS"]
+
+UNIT_CHOICES = ("counter", "reorder", "gather", "all")
+
+#: Report key -> nextpnr utilisation cell type.
+RESOURCE_KEYS = {
+    "lut4": "TRELLIS_COMB",
+    "ff": "TRELLIS_FF",
+    "dp16kd": "DP16KD",
+    "mult18": "MULT18X18D",
+    "dram": "TRELLIS_RAMW",
+    "io": "TRELLIS_IO",
+    "pll": "EHXPLLL",
+}
+
+
+def _units(unit: str, cfg: HotlineConfig) -> dict:
+    from ..rtl import build_unit
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unknown unit {unit!r}; choose one of: {', '.join(UNIT_CHOICES)}")
+    names = ("counter", "reorder", "gather") if unit == "all" else (unit,)
+    return {name: build_unit(name, cfg) for name in names}
+
+
+class BoardTop(Elaboratable):
+    """The units on a board: clock through a PLL, reset held until lock, UART pins as I/O.
+
+    Parameters
+    ----------
+    units : dict of str -> wiring.Component
+    clock_mhz : float
+        The ``sync`` clock; the board oscillator feeds an ``EHXPLLL`` unless it
+        already runs at this frequency.
+    """
+
+    def __init__(self, units: dict, clock_mhz: float):
+        self.harness = PortHarness(units)
+        self.clock_mhz = clock_mhz
+        self.pll = None
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_io = platform.request(platform.default_clk, dir="-")
+        m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
+        f_in = platform.default_clk_frequency / 1e6
+        m.domains.sync = ClockDomain("sync")
+        locked = Signal()
+        if abs(f_in - self.clock_mhz) < 1e-6:
+            m.d.comb += [ClockSignal("sync").eq(clk_buf.i), locked.eq(1)]
+        else:
+            self.pll = ecp5_pll_settings(f_in, self.clock_mhz)
+            inst, pll_locked = ecp5_pll(self.pll, clk_buf.i)
+            m.submodules.pll = inst
+            m.d.comb += locked.eq(pll_locked)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+        uart = platform.request("uart", 0)
+        m.submodules.harness = self.harness
+        m.d.comb += [self.harness.si.eq(uart.rx.i), uart.tx.o.eq(self.harness.so)]
+        return m
+
+
+def _tool_version(env: dict, var: str, flag: str) -> str:
+    try:
+        out = subprocess.run([env[var], flag], capture_output=True, text=True, timeout=120,
+                             env=env)
+    except (OSError, subprocess.SubprocessError) as exc:  # pragma: no cover
+        return f"unknown ({exc})"
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[-1].strip() if text else "unknown"
+
+
+def parse_nextpnr_report(path) -> dict:
+    """Fmax and utilisation from nextpnr's ``--report`` JSON.
+
+    Returns ``{"clocks": {name: {"achieved_mhz", "constraint_mhz", "met"}},
+    "resources": {key: {"used", "available", "fraction"}}, "timing_met": bool}``
+    with the keys of :data:`RESOURCE_KEYS`.
+    """
+    data = json.loads(Path(path).read_text())
+    clocks = {}
+    for name, f in data.get("fmax", {}).items():
+        achieved, constraint = float(f["achieved"]), float(f["constraint"])
+        clocks[name] = {"achieved_mhz": round(achieved, 2), "constraint_mhz": round(constraint, 2),
+                        "met": achieved >= constraint}
+    util = data.get("utilization", {})
+    resources = {}
+    for key, cell in RESOURCE_KEYS.items():
+        u = util.get(cell, {"used": 0, "available": 0})
+        avail = int(u["available"])
+        resources[key] = {"used": int(u["used"]), "available": avail,
+                          "fraction": round(int(u["used"]) / avail, 4) if avail else 0.0}
+    return {"clocks": clocks, "resources": resources,
+            "timing_met": bool(clocks) and all(c["met"] for c in clocks.values())}
+
+
+def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
+          config: HotlineConfig | None = None, out_dir="build/fpga", clock_mhz: float | None = None,
+          seed: int = 1, log=print) -> dict:
+    """Build a bitstream for ``unit`` on ``board``; returns (and writes) the report.
+
+    Parameters
+    ----------
+    board : str
+        A key of :data:`~.boards.BOARDS`.
+    unit : str
+        ``counter``, ``reorder``, ``gather`` or ``all``.
+    profile : str or Profile
+        Supplies the target clock, the utilisation limit and (unless ``config``
+        is given) the sizes.
+    config : HotlineConfig, optional
+        Sizes to build instead of the profile's (for example a small CI config).
+    out_dir : path
+        Build folder; ``top.bit`` and ``report.json`` land there.
+    clock_mhz : float, optional
+        Override the profile's clock.
+    seed : int
+        nextpnr placement seed.
+    """
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    if prof.target.family != "ecp5":
+        raise ValueError(f"profile {prof.name!r} targets {prof.target.device}, not an ECP5; "
+                         f"use 'hotline fpga vivado-plan' for Xilinx parts")
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
+    cfg = prof.config if config is None else config
+    clock = float(prof.target.clock_mhz if clock_mhz is None else clock_mhz)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = toolchain_env()
+    plat = board_platform(board)
+    top = BoardTop(_units(unit, cfg), clock)
+
+    t0 = time.time()
+    plan = plat.build(top, name="top", do_build=False,
+                      synth_opts="-abc9",
+                      nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed}")
+    plan.extract(str(out))
+    script = "build_top.bat" if os.name == "nt" else "build_top.sh"
+    log(f"hotline fpga build: {unit} on {board} ({plat.device}, {plat.package}, speed {plat.speed}) "
+        f"at {clock:g} MHz in {out}")
+    t_start = time.time()
+    proc = subprocess.run(["sh", script], cwd=out, env=env, capture_output=True, text=True)
+    t_end = time.time()
+    (out / "build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise RuntimeError(f"the FPGA build failed (exit {proc.returncode}); see {out}/build.log: "
+                           + " | ".join(tail))
+
+    def mtime(name):
+        p = out / name
+        return p.stat().st_mtime if p.exists() else t_end
+    t_yosys, t_pnr, t_pack = mtime("top.rpt"), mtime("top.tim"), mtime("top.bit")
+    parsed = parse_nextpnr_report(out / "report.json")
+    limit = prof.target.max_utilisation
+    fits = all(r["fraction"] <= limit for k, r in parsed["resources"].items()
+               if k in ("lut4", "ff", "dp16kd", "mult18"))
+    report = {
+        "board": board,
+        "board_part": {"device": plat.device, "package": plat.package, "speed": plat.speed},
+        "profile": prof.name,
+        "unit": unit,
+        "units": list(top.harness.units),
+        "clock_mhz": clock,
+        "pll": None if top.pll is None else {
+            "clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div,
+            "clkop_div": top.pll.clkop_div, "f_out_mhz": top.pll.f_out_mhz},
+        "harness_bits": {"in": top.harness.in_bits, "out": top.harness.out_bits},
+        **parsed,
+        "max_utilisation": limit,
+        "fits_profile_limit": fits,
+        "config": cfg.to_dict(),
+        "tools": {
+            "yosys": _tool_version(env, "YOSYS", "-V"),
+            "nextpnr": _tool_version(env, "NEXTPNR_ECP5", "--version"),
+            "amaranth": _amaranth_version(),
+            "python": _platform.python_version(),
+        },
+        "wall_s": {"elaborate": round(t_start - t0, 1),
+                   "yosys": round(t_yosys - t_start, 1),
+                   "nextpnr": round(t_pnr - t_yosys, 1),
+                   "ecppack": round(t_pack - t_pnr, 1),
+                   "total": round(t_end - t0, 1)},
+        "bitstream": str(out / "top.bit"),
+        "seed": seed,
+    }
+    (out / "report.json").rename(out / "nextpnr_report.json")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _amaranth_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("amaranth")
+    except Exception:  # pragma: no cover
+        return "unknown"

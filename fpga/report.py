@@ -1,0 +1,62 @@
+"""Read build reports back and print them as a table (``hotline fpga report``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["find_reports", "format_reports"]
+
+_COLUMNS = (("lut4", "LUT4"), ("ff", "FF"), ("dp16kd", "DP16KD"), ("mult18", "MULT18"),
+            ("dram", "DPRAM"))
+
+
+def find_reports(path) -> list[dict]:
+    """Every ``report.json`` written by ``hotline fpga build`` at or under ``path``."""
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(path.rglob("report.json"))
+    else:
+        raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
+    reports = []
+    for f in files:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{f} is not a readable build report: {exc}") from None
+        if isinstance(data, dict) and "resources" in data and "clocks" in data:
+            data["_path"] = str(f.parent)
+            reports.append(data)
+    if not reports:
+        raise FileNotFoundError(f"no build report (report.json from 'hotline fpga build') in {path}")
+    return reports
+
+
+def _cell(r: dict) -> str:
+    used, avail = r["used"], r["available"]
+    return f"{used:,} ({100 * used / avail:.0f} %)" if avail else f"{used:,}"
+
+
+def format_reports(reports: list[dict]) -> str:
+    """A Markdown table: one row per build, Fmax against the constraint and utilisation."""
+    head = ["build", "unit", "board / part", "Fmax MHz (constraint)", *[c for _, c in _COLUMNS],
+            "fits", "tool time"]
+    rows = []
+    for rep in reports:
+        clocks = "; ".join(f"{c['achieved_mhz']:.1f} ({c['constraint_mhz']:.0f}) "
+                           f"{'met' if c['met'] else 'FAIL'}" for c in rep["clocks"].values())
+        part = rep.get("board_part", {})
+        wall = rep.get("wall_s", {})
+        rows.append([
+            Path(rep.get("_path", "")).name, rep.get("unit", "?"),
+            f"{rep.get('board', '?')} / {part.get('device', '?')}-{part.get('speed', '?')}",
+            clocks or "-",
+            *[_cell(rep["resources"][k]) for k, _ in _COLUMNS],
+            "yes" if rep.get("fits_profile_limit") else "NO",
+            f"yosys {wall.get('yosys', '?')} s, nextpnr {wall.get('nextpnr', '?')} s",
+        ])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
