@@ -625,7 +625,8 @@ class PopularityCounterArray(wiring.Component):
                     m.d.comb += [ro_load.eq(1), ro_addr.eq(ro_set + 1)]
                     m.d.sync += ro_set.eq(ro_set + 1)
 
-        m.d.comb += f1_consume.eq(fire | clr_done | ro_done)
+        # the wipe after a reset is no CLEAR beat: it must not consume the beat in F1
+        m.d.comb += f1_consume.eq(fire | (clr_done & is_clear) | ro_done)
 
         # ---- status and performance counters ---------------------------------
         m.d.comb += self.busy.eq(f1_valid | ~drained | (rob_count != 0) | ~run)

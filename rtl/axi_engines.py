@@ -1,0 +1,251 @@
+"""Host-memory word engines on an AXI4 master: read an array of 64-bit words, write one back.
+
+The accelerator top moves keys, hot-map images, estimates and readouts between
+host memory and the units as arrays of little-endian 64-bit words.
+:class:`WordReader` drives the AR/R channels and :class:`WordWriter` the
+AW/W/B channels of one AXI4 master, so one of each can share a port without
+an arbiter.  Both move one word per cycle at most.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import BURST_INCR
+
+__all__ = ["WordReader", "WordWriter", "WORD_BYTES"]
+
+WORD_BYTES = 8
+
+
+def _log2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+class WordReader(wiring.Component):
+    """Read ``count`` 64-bit words from ``addr`` (8-byte aligned) onto ``words``, in order.
+
+    Bursts are INCR, full bus width, at most ``max_burst`` beats, never across
+    a 4 KiB boundary; up to ``max_outstanding`` bursts are in flight.  A beat
+    answered SLVERR or DECERR delivers none of its words (they are counted in
+    ``errors``); the read still runs to its end.
+
+    Parameters
+    ----------
+    addr_bits, data_bits, id_bits : int
+        The AXI4 port's widths (``data_bits`` >= 64).
+    max_burst, max_outstanding : int
+
+    Members
+    -------
+    start : In(1)
+        Begin a read of ``count`` words at ``addr`` (sampled now; only when idle).
+    addr : In(addr_bits)
+    count : In(32)
+    words : Out(stream.Signature(64))
+        The words read, in address order.
+    busy : Out(1)
+        From ``start`` until the last beat has been answered and delivered.
+    errors : Out(32)
+        Failed beats of the current (or last) read.
+    ar_*, r_*: the AR and R channel members of an AXI4 master (connect with
+        :meth:`connect_axi`).
+    """
+
+    def __init__(self, *, addr_bits: int, data_bits: int, id_bits: int, max_burst: int = 16,
+                 max_outstanding: int = 8):
+        if data_bits < 64:
+            self._MustUse__silence = True
+            raise ValueError(f"WordReader needs a bus of at least 64 bits, not {data_bits}")
+        self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
+        self.max_burst, self.max_outstanding = max_burst, max_outstanding
+        super().__init__({
+            "start": In(1), "addr": In(addr_bits), "count": In(32),
+            "words": Out(stream.Signature(64)),
+            "busy": Out(1), "errors": Out(32),
+            "araddr": Out(addr_bits), "arlen": Out(8), "arvalid": Out(1), "arready": In(1),
+            "rdata": In(data_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
+            "rready": Out(1),
+        })
+
+    def connect_axi(self, m, axi):
+        """Drive ``axi``'s AR/R members (an ``Out(AXI4Signature)`` port) from this reader."""
+        size = _log2(self.data_bits // 8)
+        m.d.comb += [
+            axi.araddr.eq(self.araddr), axi.arlen.eq(self.arlen), axi.arvalid.eq(self.arvalid),
+            axi.arsize.eq(size), axi.arburst.eq(BURST_INCR), axi.arid.eq(0),
+            axi.arcache.eq(0b0011), axi.arprot.eq(0), axi.arlock.eq(0), axi.arqos.eq(0),
+            self.arready.eq(axi.arready),
+            self.rdata.eq(axi.rdata), self.rresp.eq(axi.rresp), self.rlast.eq(axi.rlast),
+            self.rvalid.eq(axi.rvalid), axi.rready.eq(self.rready),
+        ]
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.data_bits // 64                      # words per beat
+        bb = self.data_bits // 8                      # bytes per beat
+        sb = _log2(bb)
+        lw = max(1, _log2(L))
+
+        # ---- AR: beat addresses from the aligned start -------------------------
+        ar_addr = Signal(self.addr_bits)              # next burst's byte address (beat aligned)
+        ar_left = Signal(33)                          # beats still to request
+        outstanding = Signal(range(self.max_outstanding + 1))
+        to_4k = Signal(13)
+        m.d.comb += to_4k.eq((4096 - ar_addr[:12]) >> sb)
+        blen = Signal(9)
+        m.d.comb += blen.eq(Mux(ar_left < self.max_burst, ar_left, self.max_burst))
+        ar_beats = Signal(9)
+        m.d.comb += ar_beats.eq(Mux(to_4k < blen, to_4k, blen))
+        m.d.comb += [
+            self.araddr.eq(ar_addr), self.arlen.eq(ar_beats - 1),
+            self.arvalid.eq((ar_left != 0) & (outstanding != self.max_outstanding)),
+        ]
+        ar_fire = Signal()
+        r_burst_done = Signal()
+        m.d.comb += ar_fire.eq(self.arvalid & self.arready)
+        with m.If(ar_fire):
+            m.d.sync += [ar_addr.eq(ar_addr + (ar_beats << sb)), ar_left.eq(ar_left - ar_beats)]
+        m.d.sync += outstanding.eq(outstanding + ar_fire - r_burst_done)
+
+        # ---- R: one held beat, words out one per cycle ----------------------------
+        first = Signal(33)                            # beat-linear index of the first word
+        end = Signal(34)                              # one past the last word
+        pos = Signal(34)                              # beat-linear index of the held beat's word 0
+        beat = Signal(self.data_bits)
+        beat_ok = Signal()
+        have = Signal()
+        lane = Signal(lw)
+        beats_left = Signal(33)                       # R beats still to arrive
+        m.d.comb += r_burst_done.eq(self.rvalid & self.rready & self.rlast)
+
+        idx = Signal(34)
+        m.d.comb += idx.eq(pos + lane)
+        in_range = Signal()
+        m.d.comb += in_range.eq((idx >= first) & (idx < end))
+        word = Signal(64)
+        m.d.comb += word.eq(beat.word_select(lane, 64) if L > 1 else beat)
+        m.d.comb += [self.words.valid.eq(have & beat_ok & in_range), self.words.payload.eq(word)]
+        step = Signal()                               # the held word is done this cycle
+        m.d.comb += step.eq(have & (~(beat_ok & in_range) | self.words.ready))
+        last_lane = Signal()
+        m.d.comb += last_lane.eq(lane == L - 1)
+        free = Signal()
+        m.d.comb += free.eq(~have | (step & last_lane))
+        m.d.comb += self.rready.eq(free & (beats_left != 0))
+        with m.If(step):
+            m.d.sync += lane.eq(lane + 1)
+            with m.If(last_lane):
+                m.d.sync += [have.eq(0), pos.eq(pos + L), lane.eq(0)]
+        with m.If(self.rvalid & self.rready):
+            m.d.sync += [beat.eq(self.rdata), beat_ok.eq(~self.rresp[1]), have.eq(1), lane.eq(0),
+                         beats_left.eq(beats_left - 1)]
+            with m.If(self.rresp[1]):
+                m.d.sync += self.errors.eq(self.errors + 1)
+
+        # ---- start ------------------------------------------------------------
+        with m.If(self.start & ~self.busy):
+            base = Signal(self.addr_bits)
+            skip = Signal(lw)
+            m.d.comb += [base.eq(Cat(Const(0, sb), self.addr[sb:])),
+                         skip.eq(self.addr[3:sb] if L > 1 else 0)]
+            total = Signal(34)
+            m.d.comb += total.eq(skip + self.count)
+            nbeats = Signal(33)
+            m.d.comb += nbeats.eq(Mux(self.count == 0, 0, (total + L - 1) >> (lw if L > 1 else 0)))
+            m.d.sync += [ar_addr.eq(base), ar_left.eq(nbeats), beats_left.eq(nbeats),
+                         first.eq(skip), end.eq(total), pos.eq(0), lane.eq(0), have.eq(0),
+                         self.errors.eq(0)]
+        m.d.comb += self.busy.eq((ar_left != 0) | (beats_left != 0) | have)
+        return m
+
+
+class WordWriter(wiring.Component):
+    """Write the 64-bit words of ``words`` to consecutive addresses from ``addr``.
+
+    Every word is one single-beat INCR write of the full bus width with the
+    strobes of its 8 bytes, so no burst can cross 4 KiB and nothing outside
+    the words is written.  A write answered SLVERR or DECERR is counted in
+    ``errors``.
+
+    Members
+    -------
+    start : In(1)
+        Set the next address to ``addr`` (8-byte aligned) and zero ``errors``
+        (only when idle).
+    words : In(stream.Signature(64))
+    busy : Out(1)
+        A word is being written or a response is awaited.
+    errors : Out(32)
+    aw_*, w_*, b_*: the AW, W and B members of an AXI4 master (:meth:`connect_axi`).
+    """
+
+    def __init__(self, *, addr_bits: int, data_bits: int, id_bits: int, max_outstanding: int = 16):
+        if data_bits < 64:
+            self._MustUse__silence = True
+            raise ValueError(f"WordWriter needs a bus of at least 64 bits, not {data_bits}")
+        self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
+        self.max_outstanding = max_outstanding
+        super().__init__({
+            "start": In(1), "addr": In(addr_bits),
+            "words": In(stream.Signature(64)),
+            "busy": Out(1), "errors": Out(32),
+            "awaddr": Out(addr_bits), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wvalid": Out(1),
+            "wready": In(1),
+            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+        })
+
+    def connect_axi(self, m, axi):
+        size = _log2(self.data_bits // 8)
+        m.d.comb += [
+            axi.awaddr.eq(self.awaddr), axi.awlen.eq(0), axi.awsize.eq(size),
+            axi.awburst.eq(BURST_INCR), axi.awid.eq(0), axi.awcache.eq(0b0011), axi.awprot.eq(0),
+            axi.awlock.eq(0), axi.awqos.eq(0), axi.awvalid.eq(self.awvalid),
+            self.awready.eq(axi.awready),
+            axi.wdata.eq(self.wdata), axi.wstrb.eq(self.wstrb), axi.wlast.eq(1),
+            axi.wvalid.eq(self.wvalid), self.wready.eq(axi.wready),
+            self.bresp.eq(axi.bresp), self.bvalid.eq(axi.bvalid), axi.bready.eq(self.bready),
+        ]
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.data_bits // 64
+        sb = _log2(self.data_bits // 8)
+        addr = Signal(self.addr_bits)
+        pending = Signal(range(self.max_outstanding + 1))
+        aw_sent = Signal()
+        w_sent = Signal()
+        lane = addr[3:sb] if L > 1 else Const(0, 1)
+
+        can = Signal()
+        m.d.comb += can.eq(self.words.valid & (pending != self.max_outstanding))
+        m.d.comb += [
+            self.awaddr.eq(Cat(Const(0, sb), addr[sb:])),
+            self.awvalid.eq(can & ~aw_sent),
+            self.wdata.eq(Cat(*[self.words.payload] * L)),
+            self.wstrb.eq(Const(0xFF, self.data_bits // 8) << (lane * 8)),
+            self.wvalid.eq(can & ~w_sent),
+        ]
+        aw_done = Signal()
+        w_done = Signal()
+        m.d.comb += [aw_done.eq(aw_sent | (self.awvalid & self.awready)),
+                     w_done.eq(w_sent | (self.wvalid & self.wready))]
+        issued = Signal()
+        m.d.comb += [issued.eq(can & aw_done & w_done), self.words.ready.eq(issued)]
+        with m.If(issued):
+            m.d.sync += [aw_sent.eq(0), w_sent.eq(0), addr.eq(addr + 8)]
+        with m.Else():
+            m.d.sync += [aw_sent.eq(aw_done), w_sent.eq(w_done)]
+        m.d.comb += self.bready.eq(1)
+        b_fire = Signal()
+        m.d.comb += b_fire.eq(self.bvalid)
+        m.d.sync += pending.eq(pending + issued - b_fire)
+        with m.If(b_fire & self.bresp[1]):
+            m.d.sync += self.errors.eq(self.errors + 1)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [addr.eq(self.addr), self.errors.eq(0)]
+        m.d.comb += self.busy.eq(self.words.valid | (pending != 0) | aw_sent | w_sent)
+        return m

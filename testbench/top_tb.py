@@ -1,0 +1,385 @@
+"""cocotb testbench of the accelerator top (``hotline_top``).
+
+The driver's side is cocotbext-axi's :class:`AxiLiteMaster` on the register
+slave ``s_axil``; host memory is the gather bench's :class:`GatherRam` (an
+``AxiRam`` with injectable SLVERR/DECERR ranges) on ``m_axi``; random pauses
+on every channel of both.  Every result is compared with the golden model
+(:class:`hotline.host.popularity.PopularityCounter`) fed the same commands, and
+the whole of host memory is compared with what the commands may write.
+
+Run through ``tests/test_top_cosim.py``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiResp
+
+from .. import regmap
+from ..host.popularity import PopularityCounter
+from ..regmap import Opcode, Status
+from ..rtl.top import QUEUE_DEPTH, READOUT_COUNT_SHIFT, READOUT_KEY_BITS
+from .gather_tb import GatherRam, pauses
+from .runner import config_from_env, seed_from_env
+
+MEM_BYTES = 1 << 20
+R = regmap.BY_NAME
+
+
+class TopTB:
+    """Clock, reset, register master and host memory of one ``hotline_top``."""
+
+    def __init__(self, dut, cfg, seed: int):
+        self.dut, self.cfg = dut, cfg
+        self.rng = random.Random(seed)
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        for obj in (self.csr.write_if, self.csr.read_if):
+            obj.log.setLevel("WARNING")
+        self.ram = GatherRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, MEM_BYTES)
+        self.mem = self.ram.array
+
+    def set_pauses(self, p: float):
+        chans = [self.ram.ar_sink, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
+                 self.ram.write_if.w_channel, self.ram.write_if.b_channel,
+                 self.csr.write_if.aw_channel, self.csr.write_if.w_channel,
+                 self.csr.write_if.b_channel, self.csr.read_if.ar_channel,
+                 self.csr.read_if.r_channel]
+        for ch in chans:
+            if p:
+                ch.set_pause_generator(pauses(random.Random(self.rng.random()), p))
+            else:
+                ch.clear_pause_generator()
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 4)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 2)
+
+    async def read(self, addr: int) -> int:
+        return int.from_bytes((await self.csr.read(addr, 4)).data, "little")
+
+    async def write(self, addr: int, value: int):
+        await self.csr.write(addr, value.to_bytes(4, "little"))
+
+    async def submit(self, opcode: int, *, tag: int = 0, addr_a: int = 0, addr_b: int = 0,
+                     count: int = 0, arg: int = 0):
+        await self.write(regmap.CMD_OPCODE, opcode | tag << 8)
+        await self.write(regmap.CMD_ADDR_A_LO, addr_a & 0xFFFF_FFFF)
+        await self.write(regmap.CMD_ADDR_A_HI, addr_a >> 32)
+        await self.write(regmap.CMD_ADDR_B_LO, addr_b & 0xFFFF_FFFF)
+        await self.write(regmap.CMD_ADDR_B_HI, addr_b >> 32)
+        await self.write(regmap.CMD_COUNT, count)
+        await self.write(regmap.CMD_ARG, arg)
+        await self.write(regmap.CMD_SUBMIT, 1)
+
+    async def completion(self, timeout_cycles: int = 200_000):
+        """Wait for the head completion, pop it: ``(tag, status, opcode, result0, result1)``."""
+        head = R["DONE_HEAD"]
+        for _ in range(timeout_cycles // 8):
+            word = await self.read(regmap.DONE_HEAD)
+            if head.field("VALID").get(word):
+                r0 = await self.read(regmap.DONE_RESULT0)
+                r1 = await self.read(regmap.DONE_RESULT1)
+                await self.write(regmap.DONE_POP, 1)
+                return (head.field("TAG").get(word), head.field("STATUS").get(word),
+                        head.field("OPCODE").get(word), r0, r1)
+            await ClockCycles(self.dut.clk, 8)
+        raise AssertionError("no completion")
+
+    async def run(self, opcode, **kw):
+        await self.submit(opcode, **kw)
+        return await self.completion()
+
+    def put_words(self, addr: int, words) -> None:
+        words = np.asarray(words, dtype=np.uint64)
+        self.mem[addr:addr + 8 * words.size] = words.view(np.uint8)
+
+    def get_words(self, addr: int, n: int) -> np.ndarray:
+        return self.mem[addr:addr + 8 * n].copy().view(np.uint64)
+
+
+def zipf_keys(cfg, rng: np.random.Generator, n: int, a: float = 1.2) -> np.ndarray:
+    k = cfg.keys
+    tables = rng.integers(0, k.tables, n, dtype=np.uint64)
+    rows = np.minimum(rng.zipf(a, n) - 1, (1 << k.row_bits) - 1).astype(np.uint64)
+    return tables << np.uint64(k.row_bits) | rows
+
+
+def bad_keys(cfg, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Keys the device must drop: a table past the last, or bits above the key."""
+    k = cfg.keys
+    out = []
+    for _ in range(n):
+        if k.tables < (1 << k.table_bits) and rng.random() < 0.5:
+            t = int(rng.integers(k.tables, 1 << k.table_bits))
+            out.append(t << k.row_bits | int(rng.integers(0, 1 << k.row_bits)))
+        else:
+            out.append(int(rng.integers(1, 1 << (64 - k.key_bits))) << k.key_bits)
+    return np.array(out, dtype=np.uint64)
+
+
+def entries_of(golden: PopularityCounter) -> np.ndarray:
+    """The readout entries the device writes: every way of every set, valid or not."""
+    valid, keys, counts = (a.ravel() for a in golden.table())
+    return (valid.astype(np.uint64) << np.uint64(63) | counts.astype(np.uint64) <<
+            np.uint64(READOUT_COUNT_SHIFT) | keys.astype(np.uint64))
+
+
+async def _start(dut, pause: float = 0.3):
+    cfg = config_from_env()
+    seed = seed_from_env(dut._log)
+    tb = TopTB(dut, cfg, seed)
+    tb.set_pauses(pause)
+    await tb.reset()
+    return tb, cfg, np.random.default_rng(seed)
+
+
+@cocotb.test()
+async def test_registers(dut):
+    """Reset values, capabilities, read-only fields ignore writes, reserved bits read 0."""
+    tb, cfg, rng = await _start(dut)
+    assert await tb.read(regmap.ID) == regmap.MAGIC
+    assert R["VERSION"].field("MAJOR").get(await tb.read(regmap.VERSION)) == 1
+    caps = await tb.read(regmap.CAPS_KEYS)
+    f = R["CAPS_KEYS"]
+    assert (f.field("TABLES").get(caps), f.field("ROW_BITS").get(caps),
+            f.field("LANES").get(caps)) == (cfg.keys.tables, cfg.keys.row_bits, cfg.counter.lanes)
+    caps = await tb.read(regmap.CAPS_COUNTER)
+    f = R["CAPS_COUNTER"]
+    assert f.field("LOG2_COUNTERS").get(caps) == cfg.counter.log2_counters
+    assert f.field("HH_WAYS").get(caps) == cfg.counter.hh_ways
+    bus = await tb.read(regmap.CAPS_BUS)
+    assert R["CAPS_BUS"].field("DATA_BITS").get(bus) == cfg.gather.data_bits
+    assert R["CAPS_BUS"].field("QUEUE_DEPTH").get(bus) == QUEUE_DEPTH
+    for reg in regmap.REGISTERS:
+        if reg.name.startswith("PERF_") and reg.name != "PERF_CTRL":
+            continue                                      # counting
+        value = await tb.read(reg.offset)
+        assert value & ~sum(fl.mask for fl in reg.fields) == 0, reg.name
+        if all(fl.kind in ("storage", "const", "w1c", "pulse") for fl in reg.fields):
+            assert value == reg.reset, f"{reg.name} resets to {value:#x}, not {reg.reset:#x}"
+    # read-only and reserved bits ignore writes; storage takes them
+    for name in ("ID", "VERSION", "CAPS_KEYS", "CAPS_BUS", "QUEUE_STATUS", "DONE_HEAD",
+                 "IRQ_ENABLE", "CMD_ARG", "CMD_OPCODE"):
+        reg = R[name]
+        before = await tb.read(reg.offset)
+        await tb.write(reg.offset, 0xFFFF_FFFF)
+        after = await tb.read(reg.offset)
+        writable = sum(fl.mask for fl in reg.fields if fl.kind == "storage")
+        assert after == (before & ~writable) | writable, f"{name}: {before:#x} -> {after:#x}"
+    await tb.write(regmap.CMD_ARG, 0)
+    await tb.write(regmap.CMD_OPCODE, 0)
+    await tb.write(regmap.IRQ_ENABLE, 0)
+    # an address with no register answers DECERR (the map repeats every 2**ADDRESS_BITS bytes)
+    for addr in (0x008, 0x1FC, 0x00C | 1 << regmap.ADDRESS_BITS):
+        resp = await tb.csr.read(addr, 4)
+        assert resp.resp == AxiResp.DECERR, hex(addr)
+        assert int.from_bytes(resp.data, "little") == 0
+    assert (await tb.csr.write(0x1F8, b"\xff" * 4)).resp == AxiResp.DECERR
+    # nothing touched host memory
+    assert not tb.mem.any()
+
+
+@cocotb.test()
+async def test_learn_readout_estimate(dut):
+    """learn -> readout -> estimate -> clear against the golden model, bad keys mixed in."""
+    tb, cfg, rng = await _start(dut)
+    golden = PopularityCounter(cfg)
+    keys_at, out_at = 0x1000, 0x40000
+    for rnd in range(3):
+        good = zipf_keys(cfg, rng, int(rng.integers(50, 400)))
+        bad = bad_keys(cfg, rng, int(rng.integers(0, 8)))
+        words = np.concatenate([good, bad])
+        perm = rng.permutation(words.size)
+        words = words[perm]
+        is_good = np.concatenate([np.ones(good.size, bool), np.zeros(bad.size, bool)])[perm]
+        tb.put_words(keys_at, words)
+        tag = int(rng.integers(0, 256))
+        got = await tb.run(Opcode.LEARN, tag=tag, addr_a=keys_at, count=words.size)
+        assert got == (tag, Status.OK, Opcode.LEARN, good.size, bad.size), got
+        golden.learn(words[is_good])
+        # readout of the whole table (room for every entry)
+        n_entries = cfg.counter.hh_entries
+        before = tb.mem.copy()
+        got = await tb.run(Opcode.READOUT, tag=rnd, addr_b=out_at, count=n_entries + 5)
+        want = entries_of(golden)
+        assert got[1:] == (Status.OK, Opcode.READOUT, n_entries, int((want >> np.uint64(63)).sum()))
+        assert np.array_equal(tb.get_words(out_at, n_entries), want), "readout differs"
+        changed = np.nonzero(tb.mem != before)[0]
+        assert changed.size == 0 or (changed.min() >= out_at and changed.max() < out_at + 8 * n_entries)
+        # a short readout writes only COUNT entries
+        short = int(rng.integers(0, n_entries))
+        tb.put_words(out_at, np.full(n_entries, 0xDEAD, np.uint64))
+        got = await tb.run(Opcode.READOUT, addr_b=out_at, count=short)
+        assert got[3] == short
+        assert np.array_equal(tb.get_words(out_at, short), want[:short])
+        assert (tb.get_words(out_at + 8 * short, n_entries - short) == 0xDEAD).all()
+        # estimates of learned, unseen and bad keys
+        probe = np.concatenate([good[:50], zipf_keys(cfg, rng, 30, 1.01), bad])
+        tb.put_words(keys_at, probe)
+        got = await tb.run(Opcode.ESTIMATE, addr_a=keys_at, addr_b=out_at, count=probe.size)
+        assert got[1:] == (Status.OK, Opcode.ESTIMATE, probe.size, bad.size), got
+        want = np.full(probe.size, np.uint64(2**64 - 1))
+        ok = np.arange(probe.size) < probe.size - bad.size
+        want[ok] = golden.estimate(probe[ok]).astype(np.uint64)
+        got_est = tb.get_words(out_at, probe.size)
+        diff = np.nonzero(got_est != want)[0]
+        assert diff.size == 0, (f"estimates differ at {diff[:10]}: got {got_est[diff[:10]]}, "
+                                f"want {want[diff[:10]]} (keys {probe[diff[:10]]})")
+    got = await tb.run(Opcode.CLEAR)
+    assert got[1] == Status.OK
+    golden = PopularityCounter(cfg)
+    got = await tb.run(Opcode.READOUT, addr_b=out_at, count=cfg.counter.hh_entries)
+    assert got[4] == 0 and not tb.get_words(out_at, cfg.counter.hh_entries).any()
+    got = await tb.run(Opcode.LEARN, addr_a=keys_at, count=0)
+    assert got[1:] == (Status.OK, Opcode.LEARN, 0, 0)
+
+
+@cocotb.test()
+async def test_bad_commands_change_nothing(dut):
+    """Unknown opcodes, misaligned or too-wide addresses, commands not wired yet."""
+    tb, cfg, rng = await _start(dut)
+    tb.put_words(0x2000, zipf_keys(cfg, rng, 64))
+    before = tb.mem.copy()
+    for op in (200, 255, Opcode.CLASSIFY, Opcode.GATHER, Opcode.SCATTER, Opcode.LOAD_HOTMAP,
+               Opcode.SET_TABLES):
+        got = await tb.run(op, tag=7, addr_a=0x2000, addr_b=0x8000, count=64)
+        assert got == (7, Status.BAD_OPCODE, op, 0, 0), got
+    for kw in ({"addr_a": 0x2004}, {"addr_a": 0x2001}):
+        got = await tb.run(Opcode.LEARN, count=4, **kw)
+        assert got[1] == Status.BAD_ARGUMENT
+    got = await tb.run(Opcode.ESTIMATE, addr_a=0x2000, addr_b=0x8002, count=4)
+    assert got[1] == Status.BAD_ARGUMENT
+    if cfg.gather.addr_bits < 64:
+        got = await tb.run(Opcode.ESTIMATE, addr_a=0x2000, addr_b=1 << cfg.gather.addr_bits,
+                           count=4)
+        assert got[1] == Status.BAD_ARGUMENT
+    got = await tb.run(Opcode.READOUT, addr_b=0x8004, count=4)
+    assert got[1] == Status.BAD_ARGUMENT
+    assert np.array_equal(tb.mem, before)
+    # the counter learned nothing: a readout is empty
+    got = await tb.run(Opcode.READOUT, addr_b=0x8000, count=cfg.counter.hh_entries)
+    assert got[4] == 0
+
+
+@cocotb.test()
+async def test_queue_full_and_irq(dut):
+    """A submit while the queue is full is dropped and flagged; completions keep order;
+    the interrupt follows IRQ_STATUS & IRQ_ENABLE."""
+    tb, cfg, rng = await _start(dut, pause=0.0)
+    n = 2000
+    tb.put_words(0x1000, zipf_keys(cfg, rng, n))
+    await tb.write(regmap.IRQ_ENABLE, 0b11)
+    assert int(dut.irq.value) == 0
+    # submit long commands back to back: one runs, QUEUE_DEPTH wait, the rest are dropped
+    submitted = QUEUE_DEPTH + 3
+    for tag in range(submitted):
+        await tb.submit(Opcode.LEARN, tag=tag, addr_a=0x1000, count=n)
+    status = await tb.read(regmap.IRQ_STATUS)
+    assert R["IRQ_STATUS"].field("OVERFLOW").get(status) == 1
+    qs = await tb.read(regmap.QUEUE_STATUS)
+    assert R["QUEUE_STATUS"].field("BUSY").get(qs) == 1
+    tags = []
+    while True:
+        word = await tb.read(regmap.DONE_HEAD)
+        if not R["DONE_HEAD"].field("VALID").get(word):
+            qs = await tb.read(regmap.QUEUE_STATUS)
+            if not R["QUEUE_STATUS"].field("BUSY").get(qs):
+                break
+            await ClockCycles(dut.clk, 50)
+            continue
+        assert int(dut.irq.value) == 1
+        tags.append(R["DONE_HEAD"].field("TAG").get(word))
+        await tb.write(regmap.DONE_POP, 1)
+    accepted = len(tags)
+    assert tags == list(range(accepted)), tags
+    assert QUEUE_DEPTH + 1 <= accepted < submitted
+    # W1C: clear DONE and OVERFLOW; irq drops
+    await tb.write(regmap.IRQ_STATUS, 0b101)
+    assert await tb.read(regmap.IRQ_STATUS) == 0
+    await RisingEdge(dut.clk)
+    assert int(dut.irq.value) == 0
+    # an error completion raises ERROR; with only ERROR enabled irq follows it
+    await tb.write(regmap.IRQ_ENABLE, 0b10)
+    got = await tb.run(0x77)
+    assert got[1] == Status.BAD_OPCODE
+    assert R["IRQ_STATUS"].field("ERROR").get(await tb.read(regmap.IRQ_STATUS)) == 1
+    assert int(dut.irq.value) == 1
+    got = await tb.run(Opcode.NOP)
+    assert got[1] == Status.OK
+
+
+@cocotb.test()
+async def test_axi_errors(dut):
+    """SLVERR/DECERR while reading keys or writing results: AXI_ERROR, the failed words
+    lost, nothing written outside the command's buffer."""
+    tb, cfg, rng = await _start(dut)
+    bb = cfg.gather.data_bits // 8
+    for resp in (AxiResp.SLVERR, AxiResp.DECERR):
+        golden = PopularityCounter(cfg)
+        await tb.run(Opcode.CLEAR)
+        keys = zipf_keys(cfg, rng, 300)
+        tb.put_words(0x4000, keys)
+        tb.ram.fault_resp = resp
+        lo = 0x4000 + 8 * 100
+        tb.ram.faults[:] = [(lo, lo + 8 * 20)]
+        got = await tb.run(Opcode.LEARN, addr_a=0x4000, count=keys.size)
+        assert got[1] == Status.AXI_ERROR
+        # whole beats that meet the fault are lost
+        addr = 0x4000 + 8 * np.arange(keys.size)
+        beat = addr // bb * bb
+        lost = (beat < lo + 8 * 20) & (beat + bb > lo)
+        assert got[3] == int((~lost).sum())
+        golden.learn(keys[~lost])
+        tb.ram.faults.clear()
+        got = await tb.run(Opcode.READOUT, addr_b=0x10000, count=cfg.counter.hh_entries)
+        assert got[1] == Status.OK
+        assert np.array_equal(tb.get_words(0x10000, cfg.counter.hh_entries), entries_of(golden))
+        # a write fault in the middle of an estimate's output
+        out = 0x20000
+        tb.mem[out - 64:out + 8 * 300 + 64] = 0xA5
+        before = tb.mem.copy()
+        tb.ram.faults[:] = [(out + 8 * 10, out + 8 * 12)]
+        got = await tb.run(Opcode.ESTIMATE, addr_a=0x4000, addr_b=out, count=keys.size)
+        tb.ram.faults.clear()
+        assert got[1] == Status.AXI_ERROR and got[3] == keys.size
+        changed = np.nonzero(tb.mem != before)[0]
+        assert changed.min() >= out and changed.max() < out + 8 * keys.size
+        est = tb.get_words(out, keys.size)
+        want = golden.estimate(keys).astype(np.uint64)
+        ok = np.ones(keys.size, bool)
+        ok[10:12] = False
+        assert np.array_equal(est[ok], want[ok])
+    assert tb.ram.fault_answers
+
+
+@cocotb.test()
+async def test_perf_counters(dut):
+    tb, cfg, rng = await _start(dut, pause=0.0)
+    await tb.write(regmap.PERF_CTRL, 1)
+    c0 = await tb.read(regmap.PERF_CYCLES)
+    n = 200
+    tb.put_words(0x1000, zipf_keys(cfg, rng, n))
+    await tb.run(Opcode.LEARN, addr_a=0x1000, count=n)
+    await tb.run(Opcode.ESTIMATE, addr_a=0x1000, addr_b=0x9000, count=n)
+    c1 = await tb.read(regmap.PERF_CYCLES)
+    assert c1 > c0 > 0
+    bb = cfg.gather.data_bits // 8
+    beats = -(-8 * n // bb)
+    assert await tb.read(regmap.PERF_AXI_RD_BEATS) == 2 * beats
+    assert await tb.read(regmap.PERF_AXI_RD_BYTES) == 2 * beats * bb
+    assert await tb.read(regmap.PERF_AXI_WR_BEATS) == n
+    assert await tb.read(regmap.PERF_AXI_WR_BYTES) == 8 * n
+    busy = await tb.read(regmap.PERF_COUNTER_BUSY)
+    assert 0 < busy < c1
+    await tb.write(regmap.PERF_CTRL, 1)
+    assert await tb.read(regmap.PERF_AXI_RD_BEATS) == 0
+
