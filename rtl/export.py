@@ -25,6 +25,7 @@ UNITS = {
     "counter": "popularity:PopularityCounterArray",
     "reorder": "reorder:ReorderUnit",
     "gather": "gather:GatherDMA",
+    "uart_bridge": "uart_bridge:UartBridge",
 }
 
 
