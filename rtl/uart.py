@@ -151,7 +151,8 @@ class UartTx(wiring.Component):
     Members
     -------
     data : In(stream.Signature(8))
-        Bytes to send; ``ready`` is high while the transmitter is idle.
+        Bytes to send; ``ready`` is high while the transmitter is idle and in the
+        last cycle of a stop bit, so bytes go out back to back.
     tx : Out(1)
         The serial line, driven from a flip-flop; idles high.
     busy : Out(1)
@@ -173,14 +174,16 @@ class UartTx(wiring.Component):
         left = Signal(range(11))
         cnt = Signal(range(div))
 
+        last = (left == 1) & (cnt == 0)            # the last cycle of a stop bit
         m.d.comb += [self.tx.eq(shreg[0]), self.busy.eq(left != 0),
-                     self.data.ready.eq(left == 0)]
-        with m.If(left == 0):
-            with m.If(self.data.valid):
-                m.d.sync += [shreg.eq(Cat(C(0, 1), self.data.payload, C(1, 1))),
-                             left.eq(10), cnt.eq(div - 1)]
-        with m.Elif(cnt == 0):
-            m.d.sync += [shreg.eq(Cat(shreg[1:], C(1, 1))), left.eq(left - 1), cnt.eq(div - 1)]
-        with m.Else():
-            m.d.sync += cnt.eq(cnt - 1)
+                     self.data.ready.eq((left == 0) | last)]
+        with m.If(self.data.valid & self.data.ready):  # the next start bit follows at once
+            m.d.sync += [shreg.eq(Cat(C(0, 1), self.data.payload, C(1, 1))),
+                         left.eq(10), cnt.eq(div - 1)]
+        with m.Elif(left != 0):
+            with m.If(cnt == 0):
+                m.d.sync += [shreg.eq(Cat(shreg[1:], C(1, 1))), left.eq(left - 1),
+                             cnt.eq(div - 1)]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt - 1)
         return m
