@@ -301,6 +301,12 @@ class BridgeModel:
         except BusError as exc:
             return self._respond(exc.status)
 
+    def reset(self) -> None:
+        """The bridge was reset: a frame in progress and a pending error are forgotten
+        (the register space, :attr:`accesses` and :attr:`responses` are kept)."""
+        self._reset_frame()
+        self._pending = None
+
     def busy_byte(self) -> bytes:
         """A byte arrived while the bridge was busy: OVERRUN after the next idle gap."""
         return self._fail(Status.OVERRUN)

@@ -623,6 +623,40 @@ async def test_overrun(dut):
     tb.check_state()
 
 
+@cocotb.test()
+async def test_reset_mid_frame_and_mid_response(dut):
+    """A reset between two bytes of a request: the bridge forgets the frame, the rest of
+    it is a burst of its own (answered as the model says), nothing reaches the bus.  A
+    reset while a response goes out cuts it short; the next request works."""
+    tb = await _start(dut)
+    rng = tb.rng
+    tb.set_pauses(0.3)
+    for cut in (1, 2, 6, 10):
+        addr = _avoid_faults(tb, tb.random_addr())
+        req = encode_write(addr, rng.randrange(1 << 32))
+        for i, b in enumerate(req[:cut]):
+            assert tb.model.byte(b) == b""
+        await tb.send_raw(req[:cut])
+        await tb.reset()
+        tb.model.reset()
+        await tb.transact(req[cut:], raw=True, silence=True)
+        assert (await tb.read32(addr))[0] == Status.OK
+    for _ in range(3):
+        addr = _avoid_faults(tb, tb.random_addr())
+        tb.model.feed(encode_read(addr))        # done on the bus; its response is cut
+        await tb.source.write(encode_read(addr))
+        await tb.sink.read(1)
+        await Timer(rng.randrange(10 * tb.bit_ns), "ns")
+        await tb.reset()
+        tb.model.reset()
+        await Timer(12 * tb.bit_ns, "ns")       # the sink finishes the byte it was in
+        tb.sink.clear()
+        status, value = await tb.read32(addr)
+        assert status == Status.OK and value == tb.mirror.read(addr)
+    await tb.expect_silence()
+    tb.check_state()
+
+
 # ------------------------------------------------------------------------------ runner
 def run_uart_bench(name: str, params: dict, *, testcase: str | None = None,
                    waves: bool = False):
