@@ -26,6 +26,7 @@ UNITS = {
     "reorder": "reorder:ReorderUnit",
     "gather": "gather:GatherDMA",
     "top": "top:HotlineTop",
+    "uart_bridge": "uart_bridge:UartBridge",
 }
 
 
