@@ -27,7 +27,10 @@ fraction of key accesses that are hot, and the cold-row bytes per sample the
 host must send (each batch's *distinct* cold keys, one row each, as the
 reorder unit de-duplicates them).  :func:`evaluate_hot_set` does the same for
 one explicit hot set, without the ranking shortcut (the reference the tests
-compare :func:`sweep` with).
+compare :func:`sweep` with).  :func:`zipf_law_sweep` gives the expected
+values of the same figures for the true top-N rows of independent per-table
+Zipf laws (the synthetic generator's model) on an endless run: the limit no
+selection from finite data can beat.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from .popularity import PopularityCounter
 
 __all__ = ["budget_rows", "rank_exact", "rank_readout", "rank_sketch", "select_exact",
            "select_readout", "select_sketch", "key_ranks", "batch_distinct_keys", "sweep",
-           "evaluate_hot_set"]
+           "evaluate_hot_set", "zipf_law_sweep"]
 
 
 def _check_count(name: str, value) -> int:
@@ -311,3 +314,84 @@ def evaluate_hot_set(sample_keys, hot_keys, *, batch_size: int, row_bytes: int) 
     return {"hot_rows": int(hot.size), "popular_fraction": float(is_hot.all(axis=1).mean()),
             "hot_access_fraction": float(is_hot.mean()), "cold_rows_per_batch": cold / batches,
             "bytes_per_sample": cold * row_bytes / n}
+
+
+def zipf_law_sweep(table_sizes, exponent: float, budgets, *, batch_size: int,
+                   row_bytes: int) -> list[dict]:
+    """Expected figures of the ideal hot set under independent per-table Zipf laws.
+
+    Table ``t`` of ``n`` rows draws row rank ``r`` (1-based) with probability
+    ``r**-s / H`` (:func:`hotline.host.data.synthetic.zipf_ranks`, up to its
+    1e-7 tail approximation), one key per table per sample, independently.
+    The hot set of ``N`` rows is the ``N`` most probable rows over all tables
+    (the rows above a probability threshold; at most ``N``, fewer by the
+    rows tied at the threshold).
+
+    Parameters
+    ----------
+    table_sizes : sequence of int
+        Rows per table.
+    exponent : float
+        Zipf exponent ``s >= 0``.
+    budgets : sequence of int
+        Hot-set sizes in rows.
+    batch_size, row_bytes : int
+        As in :func:`sweep`.
+
+    Returns
+    -------
+    list of dict
+        One per budget, the fields of :func:`sweep` as expectations:
+        ``popular_fraction = prod_t P_t(hot)``, ``hot_access_fraction`` the
+        mean over tables of ``P_t(hot)``, ``cold_rows_per_batch = sum_t
+        sum_{r cold} 1 - (1 - p_r)**B``.
+    """
+    sizes = [int(n) for n in table_sizes]
+    if not sizes or min(sizes) < 1:
+        raise ValueError("table_sizes must be one or more positive integers")
+    s = float(exponent)
+    if not (np.isfinite(s) and s >= 0):
+        raise ValueError(f"exponent must be finite and >= 0, not {exponent}")
+    batch_size = _check_count("batch_size", batch_size)
+    row_bytes = _check_count("row_bytes", row_bytes)
+    budgets = [_check_count("budget", b) for b in budgets]
+    norm = [float((np.arange(1, n + 1, dtype=np.float64) ** -s).sum()) for n in sizes]
+
+    def hot_per_table(theta):
+        # rows of table t with r**-s / H_t >= theta: r <= (theta * H_t) ** (-1 / s)
+        if s == 0:
+            return [n if 1.0 / h >= theta else 0 for n, h in zip(sizes, norm)]
+        return [int(min(n, np.floor((theta * h) ** (-1.0 / s) * (1 + 1e-12)))) for n, h in zip(sizes, norm)]
+
+    cuts = []
+    for b in budgets:
+        if b >= sum(sizes):
+            cuts.append(list(sizes))
+            continue
+        lo, hi = 0.0, 1.0 + 1e-9           # count(hi) == 0 <= b; find the smallest theta with count <= b
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if sum(hot_per_table(mid)) > b:
+                lo = mid
+            else:
+                hi = mid
+        cuts.append(hot_per_table(hi))
+    hot_mass = np.ones((len(budgets), len(sizes)))
+    cold_rows = np.zeros(len(budgets))
+    for t, (n, h) in enumerate(zip(sizes, norm)):
+        p = np.arange(1, n + 1, dtype=np.float64) ** -s / h
+        mass = np.concatenate([[0.0], np.cumsum(p)])
+        q = -np.expm1(batch_size * np.log1p(-np.minimum(p, 1 - 1e-16)))   # P(row in a batch)
+        seen = np.concatenate([[0.0], np.cumsum(q)])
+        for i, cut in enumerate(cuts):
+            k = cut[t]
+            hot_mass[i, t] = min(1.0, mass[k] / mass[-1])
+            cold_rows[i] += seen[-1] - seen[k]
+    rows = []
+    for i, b in enumerate(budgets):
+        rows.append({"budget_rows": b, "hot_rows": int(sum(cuts[i])),
+                     "popular_fraction": float(np.prod(hot_mass[i])),
+                     "hot_access_fraction": float(hot_mass[i].mean()),
+                     "cold_rows_per_batch": float(cold_rows[i]),
+                     "bytes_per_sample": float(cold_rows[i] * row_bytes / batch_size)})
+    return rows

@@ -166,3 +166,30 @@ def test_sweep_equals_direct_evaluation(seed):
     assert none["popular_fraction"] == 0.0
     full = sweep(samples, rank_exact(samples), [10**6], batch_size=96, row_bytes=64)[0]
     assert full["popular_fraction"] == 1.0 and full["bytes_per_sample"] == 0.0
+
+
+def test_zipf_law_sweep_matches_simulation(seed):
+    from hotline.host.data.synthetic import zipf_ranks
+    from hotline.host.selection import zipf_law_sweep
+    rng = np.random.default_rng(seed)
+    sizes, s, n, batch = (40, 300, 6000), 1.1, 60_000, 256
+    ranks = np.stack([zipf_ranks(rng, m, s, n) for m in sizes], axis=1)
+    keys = pack_keys(np.broadcast_to(np.arange(len(sizes)), ranks.shape), ranks, 32)
+    # every row of every table, most probable first: the law's own ranking
+    prob = np.concatenate([np.arange(1, m + 1) ** -s / (np.arange(1, m + 1) ** -s).sum() for m in sizes])
+    rows = np.concatenate([pack_keys(np.full(m, t), np.arange(m), 32) for t, m in enumerate(sizes)])
+    ranking = rows[np.lexsort((rows, -prob))]
+    law = zipf_law_sweep(sizes, s, [0, 10, 100, 1000, 4000, sum(sizes), 10**6], batch_size=batch,
+                         row_bytes=64)
+    assert [r["hot_rows"] for r in law][-2:] == [sum(sizes)] * 2
+    assert all(r["hot_rows"] <= r["budget_rows"] for r in law)
+    emp = sweep(keys, ranking, [r["hot_rows"] for r in law], batch_size=batch, row_bytes=64)
+    for a, e in zip(law, emp):
+        assert a["popular_fraction"] == pytest.approx(e["popular_fraction"], abs=0.01)
+        assert a["hot_access_fraction"] == pytest.approx(e["hot_access_fraction"], abs=0.01)
+        # cold rows per batch: about Poisson, mean over the batches; 4 sigma plus 2 %
+        c, batches = a["cold_rows_per_batch"], -(-n // batch)
+        assert c == pytest.approx(e["cold_rows_per_batch"], abs=4 * np.sqrt(c / batches) + 0.02 * c)
+    assert law[0]["popular_fraction"] == 0.0 and law[-1]["bytes_per_sample"] == 0.0
+    with pytest.raises(ValueError, match="exponent"):
+        zipf_law_sweep(sizes, -1.0, [1], batch_size=batch, row_bytes=64)
