@@ -35,6 +35,7 @@ cold rows, one row each, as the reorder unit de-duplicates them; no optimizer
 state, no write-back).
 
     python scripts/bench_budget.py [--config FILE] [--learn-samples 250000] [--eval-batches 250]
+    python scripts/bench_budget.py --replot --out results/bench_budget.json --plot results/bench_budget.png
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def plot(rows, setup, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     zipfs = setup["zipf_exponents"]
-    fig, axes = plt.subplots(2, len(zipfs), figsize=(4.2 * len(zipfs), 7.2), squeeze=False,
+    fig, axes = plt.subplots(2, len(zipfs), figsize=(max(4.2 * len(zipfs), 7.5), 7.2), squeeze=False,
                              sharex=True)
     styles = {"sketch-hw": ("#d62728", "o", "-"), "sketch-10x": ("#ff7f0e", "s", "-"),
               "exact-sample": ("#1f77b4", "^", "--"), "oracle": ("#2ca02c", "", ":"),
@@ -163,7 +164,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/bench_budget.json")
     ap.add_argument("--plot", default="results/bench_budget.png")
+    ap.add_argument("--replot", action="store_true", help="only redraw --plot from the JSON in --out")
     args = ap.parse_args(argv)
+    if args.replot:
+        saved = json.loads(Path(args.out).read_text())
+        plot(saved["rows"], saved["setup"], args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+        return
     for name in ("learn_samples", "eval_batches", "batch_size", "dim"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
