@@ -34,7 +34,7 @@ hot) and the host-to-device cold-row bytes per sample (each batch's distinct
 cold rows, one row each, as the reorder unit de-duplicates them; no optimizer
 state, no write-back).
 
-    python scripts/bench_budget.py [--config FILE] [--learn-samples 250000] [--eval-batches 250]
+    python scripts/bench_budget.py [--config FILE | --profile NAME] [--learn-samples 250000] [--eval-batches 250]
     python scripts/bench_budget.py --replot --out results/bench_budget.json --plot results/bench_budget.png
 """
 
@@ -153,6 +153,8 @@ def plot(rows, setup, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="HotlineConfig YAML (default: HotlineConfig())")
+    ap.add_argument("--profile", default=None,
+                    help="a shipped hardware profile (hotline.profiles) instead of --config")
     ap.add_argument("--learn-samples", type=int, default=250_000)
     ap.add_argument("--eval-batches", type=int, default=250)
     ap.add_argument("--batch-size", type=int, default=1024)
@@ -177,7 +179,16 @@ def main(argv=None):
     if args.scale <= 1:
         ap.error("--scale must be above 1")
 
-    cfg = HotlineConfig.load(args.config)
+    if args.config and args.profile:
+        ap.error("--config and --profile exclude each other")
+    if args.profile:
+        try:
+            from hotline.profiles import load_profile
+        except ImportError:
+            ap.error("this checkout has no hotline.profiles; pass the config with --config FILE")
+        cfg = load_profile(args.profile).config
+    else:
+        cfg = HotlineConfig.load(args.config)
     sizes = CRITEO_KAGGLE_TABLE_SIZES
     if cfg.keys.tables < len(sizes) or (1 << cfg.keys.row_bits) < max(sizes):
         ap.error(f"the config's key space ({cfg.keys.tables} tables, {cfg.keys.row_bits}-bit rows) "
@@ -191,7 +202,7 @@ def main(argv=None):
     counters["sketch-10x"]["memory_ratio"] = round(
         counters["sketch-10x"]["memory_bits"] / counters["sketch-hw"]["memory_bits"], 3)
     setup = {
-        "bench": "budget", "config_file": args.config, "counters": counters,
+        "bench": "budget", "config_file": args.config, "profile": args.profile, "counters": counters,
         "tables": "Criteo Kaggle (26 tables, 33,762,577 rows)", "table_rows_total": int(sum(sizes)),
         "learn_samples": args.learn_samples, "eval_batches": args.eval_batches,
         "eval_samples": eval_samples, "batch_size": args.batch_size, "dim": args.dim,
