@@ -30,7 +30,7 @@ from .pll import ecp5_pll, ecp5_pll_settings
 
 __all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "RESOURCE_KEYS"]
 
-UNIT_CHOICES = ("counter", "reorder", "gather", "all")
+UNIT_CHOICES = ("counter", "reorder", "gather", "all", "top", "selftest")
 
 #: Report key -> nextpnr utilisation cell type.
 RESOURCE_KEYS = {
@@ -46,8 +46,9 @@ RESOURCE_KEYS = {
 
 def _units(unit: str, cfg: HotlineConfig) -> dict:
     from ..rtl import build_unit
-    if unit not in UNIT_CHOICES:
-        raise ValueError(f"unknown unit {unit!r}; choose one of: {', '.join(UNIT_CHOICES)}")
+    if unit not in UNIT_CHOICES or unit == "selftest":
+        raise ValueError(f"unknown unit {unit!r}; choose one of: "
+                         f"{', '.join(u for u in UNIT_CHOICES if u != 'selftest')}")
     names = ("counter", "reorder", "gather") if unit == "all" else (unit,)
     return {name: build_unit(name, cfg) for name in names}
 
@@ -63,8 +64,9 @@ class BoardTop(Elaboratable):
         already runs at this frequency.
     """
 
-    def __init__(self, units: dict, clock_mhz: float):
-        self.harness = PortHarness(units)
+    def __init__(self, units: dict | None, clock_mhz: float, *, selftest=None):
+        self.harness = PortHarness(units) if selftest is None else None
+        self.selftest = selftest
         self.clock_mhz = clock_mhz
         self.pll = None
 
@@ -85,6 +87,10 @@ class BoardTop(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
         uart = platform.request("uart", 0)
+        if self.selftest is not None:
+            m.submodules.core = core = self.selftest
+            m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+            return m
         m.submodules.harness = self.harness
         m.d.comb += [self.harness.si.eq(uart.rx.i), uart.tx.o.eq(self.harness.so)]
         return m
@@ -126,7 +132,7 @@ def parse_nextpnr_report(path) -> dict:
 
 def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
           config: HotlineConfig | None = None, out_dir="build/fpga", clock_mhz: float | None = None,
-          seed: int = 1, log=print) -> dict:
+          seed: int = 1, baud: int = 115200, log=print) -> dict:
     """Build a bitstream for ``unit`` on ``board``; returns (and writes) the report.
 
     Parameters
@@ -134,7 +140,10 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     board : str
         A key of :data:`~.boards.BOARDS`.
     unit : str
-        ``counter``, ``reorder``, ``gather`` or ``all``.
+        ``counter``, ``reorder``, ``gather``, ``all`` (the three side by side), ``top``
+        (the accelerator top), each under a :class:`~.harness.PortHarness`; or
+        ``selftest``: the board self-test image (:mod:`.selftest`: the top, its host
+        memory on chip, registers over the board's UART at ``baud``).
     profile : str or Profile
         Supplies the target clock, the utilisation limit and (unless ``config``
         is given) the sizes.
@@ -159,7 +168,12 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     out.mkdir(parents=True, exist_ok=True)
     env = toolchain_env()
     plat = board_platform(board)
-    top = BoardTop(_units(unit, cfg), clock)
+    if unit == "selftest":
+        from .selftest import SelfTestCore
+        top = BoardTop(None, clock, selftest=SelfTestCore(cfg, clk_hz=int(clock * 1e6),
+                                                          baud=baud))
+    else:
+        top = BoardTop(_units(unit, cfg), clock)
 
     t0 = time.time()
     plan = plat.build(top, name="top", do_build=False,
@@ -191,12 +205,14 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
         "board_part": {"device": plat.device, "package": plat.package, "speed": plat.speed},
         "profile": prof.name,
         "unit": unit,
-        "units": list(top.harness.units),
+        "units": list(top.harness.units) if top.harness else ["selftest"],
         "clock_mhz": clock,
         "pll": None if top.pll is None else {
             "clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div,
             "clkop_div": top.pll.clkop_div, "f_out_mhz": top.pll.f_out_mhz},
-        "harness_bits": {"in": top.harness.in_bits, "out": top.harness.out_bits},
+        "harness_bits": ({"in": top.harness.in_bits, "out": top.harness.out_bits}
+                         if top.harness else None),
+        "baud": baud if unit == "selftest" else None,
         **parsed,
         "max_utilisation": limit,
         "fits_profile_limit": fits,

@@ -61,6 +61,29 @@ def _cmd_vivado_plan(args) -> int:
     return 0
 
 
+def _cmd_selftest(args) -> int:
+    import asyncio
+
+    from ..config import HotlineConfig
+    from ..host.selftest import AsyncTransport, SelfTestError, run_selftest
+    from ..host.transport import UartTransport
+    from ..profiles import load_profile
+    cfg = HotlineConfig.load(args.config) if args.config else load_profile(args.profile).config
+    try:
+        port = UartTransport.open(args.port, args.baud, timeout=args.timeout)
+    except OSError as exc:                 # pyserial's SerialException is an OSError
+        raise RuntimeError(f"cannot open {args.port}: {str(exc).splitlines()[0]}") from None
+    with port as t:
+        try:
+            report = asyncio.run(run_selftest(AsyncTransport(t), cfg, keys=args.keys,
+                                              seed=args.seed))
+        except SelfTestError as exc:
+            print(f"hotline fpga selftest: FAILED: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(report))
+    return 0
+
+
 def add_fpga_parser(sub) -> None:
     from ..profiles import profile_names
     from .boards import BOARDS
@@ -97,6 +120,21 @@ def add_fpga_parser(sub) -> None:
                    help="a report.json or a folder to search (default build/fpga)")
     r.add_argument("--json", action="store_true", help="print the reports as JSON")
     r.set_defaults(func=_cmd_report)
+
+    t = fsub.add_parser("selftest", help="exercise a board running the self-test image over UART",
+                        description="Talk to a board programmed with the self-test image "
+                                    "('hotline fpga build --unit selftest') over its USB-UART: "
+                                    "learn keys, read the heavy-hitter table and estimates back "
+                                    "and compare them with the golden model. Needs pyserial.")
+    t.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
+    t.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    t.add_argument("--profile", default="ecp5-85f", choices=profile_names(),
+                   help="the profile the image was built with (default ecp5-85f)")
+    t.add_argument("-c", "--config", metavar="FILE", help="the config the image was built with")
+    t.add_argument("--keys", type=int, default=48, help="keys to learn (default 48)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--timeout", type=float, default=1.0, help="seconds per register access")
+    t.set_defaults(func=_cmd_selftest)
 
     xilinx_profiles = [n for n in profile_names() if n != "ecp5-85f"]
     v = fsub.add_parser("vivado-plan", help="write a Vivado build plan (Vivado is not run)",

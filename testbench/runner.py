@@ -122,22 +122,26 @@ def seed_from_env(log=None) -> int:
 
 def run_bench(unit: str, cfg: HotlineConfig, test_module: str, build_name: str, *,
               testcase: str | None = None, extra_env: dict | None = None,
-              waves: bool = False) -> Path:
+              waves: bool = False, component=None) -> Path:
     """Generate ``unit``'s Verilog for ``cfg``, build it with Verilator, run ``test_module``.
 
     Each ``build_name`` gets its own build directory under :data:`BUILD_ROOT`.
+    ``component``, if given, is the elaborated design instead of the unit
+    :data:`hotline.rtl.UNITS` names (for designs with parameters beyond the
+    config); its module is still ``hotline_<unit>``.
     Raises :class:`AssertionError` naming the results file when a test fails.
     """
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
-    from ..rtl import unit_verilog
+    from ..rtl import to_verilog, unit_verilog
 
     ensure_verilator()
     build_dir = BUILD_ROOT / build_name
     build_dir.mkdir(parents=True, exist_ok=True)
     toplevel = f"hotline_{unit}"
     source = build_dir / f"{toplevel}.v"
-    text = unit_verilog(unit, cfg, toplevel)
+    text = (unit_verilog(unit, cfg, toplevel) if component is None
+            else to_verilog(component, toplevel))
     if not source.is_file() or source.read_text() != text:
         source.write_text(text)
 

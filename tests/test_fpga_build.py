@@ -154,6 +154,9 @@ def test_report_cli_errors(tmp_path, capsys):
     assert "no build report" in capsys.readouterr().err
     assert main(["fpga", "build", "--board", "nope"]) == 1
     assert "unknown board 'nope'" in capsys.readouterr().err
+    assert main(["fpga", "selftest", "--port", str(tmp_path / "no-such-tty")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot open" in err
 
 
 # ---- real builds --------------------------------------------------------------------
