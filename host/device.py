@@ -1,0 +1,241 @@
+"""Register-level driver of the accelerator: one code path for every transport.
+
+:class:`Device` drives :class:`hotline.rtl.top.HotlineTop` through its registers
+(:mod:`hotline.regmap`, generated from the one SystemRDL file) and moves data
+through host memory that the device reaches over its AXI4 master.  A
+transport provides ``read32(addr)``, ``write32(addr, value)``, ``mem`` (the
+device-visible host memory as a NumPy ``uint8`` array, no copy),
+``mem_base`` (the device address of ``mem[0]``) and ``run(cycles)`` (let a
+simulated clock run; a real device ignores it):
+
+* :class:`hotline.host.sim.SimTop`: the generated Verilog in Verilator;
+* :class:`MMIOTransport`: registers and memory mapped with ``mmap`` (a PCIe
+  BAR such as ``/sys/bus/pci/devices/.../resource0`` or a UIO node, and a
+  DMA-able buffer); tested here against plain files.
+
+Commands built in the top so far: learn, estimate, readout, clear (see
+:mod:`hotline.rtl.top`).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from .. import regmap
+from ..config import HotlineConfig
+from ..regmap import Opcode, Status
+from ..rtl.top import READOUT_COUNT_SHIFT
+
+__all__ = ["Device", "DeviceError", "MMIOTransport", "Completion"]
+
+_R = regmap.BY_NAME
+
+
+def _name(opcode) -> str:
+    try:
+        return Opcode(opcode).name
+    except ValueError:
+        return f"opcode {int(opcode):#x}"
+
+
+class DeviceError(RuntimeError):
+    """A command ended with an error status, or the device stopped answering."""
+
+    def __init__(self, message: str, status: Status | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Completion(tuple):
+    """``(tag, status, opcode, result0, result1)`` of one finished command."""
+
+    @property
+    def status(self) -> Status:
+        return Status(self[1])
+
+
+class MMIOTransport:
+    """Registers and host memory through ``mmap`` of two files (a BAR and a DMA buffer).
+
+    Parameters
+    ----------
+    regs_path : str
+        A file whose first 4 KiB are the register window (e.g. a PCIe BAR's ``resource0``).
+    mem_path : str
+        The host-memory buffer the device reaches.
+    mem_base : int
+        The device (bus) address of the buffer's first byte.
+    """
+
+    def __init__(self, regs_path: str, mem_path: str, mem_base: int = 0, regs_offset: int = 0):
+        self._fds = []
+        try:
+            rfd = os.open(regs_path, os.O_RDWR | getattr(os, "O_SYNC", 0))
+        except OSError as exc:
+            raise DeviceError(f"cannot open the register window {regs_path}: {exc.strerror}") from None
+        self._fds.append(rfd)
+        try:
+            mfd = os.open(mem_path, os.O_RDWR)
+        except OSError as exc:
+            raise DeviceError(f"cannot open the host-memory buffer {mem_path}: {exc.strerror}") from None
+        self._fds.append(mfd)
+        size = os.fstat(mfd).st_size
+        if size == 0:
+            raise DeviceError(f"the host-memory buffer {mem_path} is empty")
+        self._regs = mmap.mmap(rfd, 1 << regmap.ADDRESS_BITS, offset=regs_offset)
+        self._mem = mmap.mmap(mfd, size)
+        self.regs = np.frombuffer(self._regs, dtype=np.uint32)
+        self.mem = np.frombuffer(self._mem, dtype=np.uint8)
+        self.mem_base = mem_base
+
+    def read32(self, addr: int) -> int:
+        return int(self.regs[addr >> 2])
+
+    def write32(self, addr: int, value: int) -> None:
+        self.regs[addr >> 2] = value & 0xFFFF_FFFF
+
+    def run(self, cycles: int) -> None:
+        pass                                   # a real device runs by itself
+
+    def close(self) -> None:
+        self.regs = self.mem = None
+        for mm in (self._regs, self._mem):
+            mm.close()
+        for fd in self._fds:
+            os.close(fd)
+
+
+class Device:
+    """The accelerator behind a register transport.
+
+    Parameters
+    ----------
+    transport
+        See the module docstring.
+    cfg : HotlineConfig
+        The config the hardware was built with (checked against its CAPS registers).
+    poll_cycles : int
+        Cycles a simulated device runs between two completion polls.
+    """
+
+    def __init__(self, transport, cfg: HotlineConfig, *, poll_cycles: int = 64,
+                 max_polls: int = 1_000_000):
+        self.t = transport
+        self.cfg = cfg
+        self.poll_cycles = poll_cycles
+        self.max_polls = max_polls
+        ident = self.t.read32(regmap.ID)
+        if ident != regmap.MAGIC:
+            raise DeviceError(f"no Hotline accelerator: ID reads {ident:#010x}")
+        caps = self.t.read32(regmap.CAPS_COUNTER)
+        f = _R["CAPS_COUNTER"]
+        c = cfg.counter
+        got = (f.field("DEPTH").get(caps), f.field("LOG2_COUNTERS").get(caps),
+               f.field("COUNTER_BITS").get(caps), f.field("HH_WAYS").get(caps))
+        if got != (c.depth, c.log2_counters, c.counter_bits, c.hh_ways):
+            raise DeviceError(f"the device's counter array (D, S, C, ways) = {got} is not the "
+                              f"config's {(c.depth, c.log2_counters, c.counter_bits, c.hh_ways)}")
+        self._tag = 0
+
+    # ---- memory -----------------------------------------------------------------
+    def _check_room(self, nbytes: int, what: str) -> None:
+        if nbytes > self.t.mem.size:
+            raise DeviceError(f"{what} needs {nbytes} bytes of host memory; the buffer has "
+                              f"{self.t.mem.size}")
+
+    def _put(self, offset: int, words: np.ndarray) -> None:
+        self.t.mem[offset:offset + 8 * words.size] = words.view(np.uint8)
+
+    def _get(self, offset: int, n: int) -> np.ndarray:
+        return self.t.mem[offset:offset + 8 * n].view(np.uint64).copy()
+
+    # ---- commands ---------------------------------------------------------------
+    def submit(self, opcode, *, addr_a: int = 0, addr_b: int = 0, count: int = 0,
+               arg: int = 0) -> int:
+        """Stage and push one command; returns its tag."""
+        self._tag = (self._tag + 1) & 0xFF
+        t = self.t
+        t.write32(regmap.CMD_OPCODE, int(opcode) | self._tag << 8)
+        t.write32(regmap.CMD_ADDR_A_LO, addr_a & 0xFFFF_FFFF)
+        t.write32(regmap.CMD_ADDR_A_HI, addr_a >> 32)
+        t.write32(regmap.CMD_ADDR_B_LO, addr_b & 0xFFFF_FFFF)
+        t.write32(regmap.CMD_ADDR_B_HI, addr_b >> 32)
+        t.write32(regmap.CMD_COUNT, count)
+        t.write32(regmap.CMD_ARG, arg)
+        t.write32(regmap.CMD_SUBMIT, 1)
+        if _R["IRQ_STATUS"].field("OVERFLOW").get(t.read32(regmap.IRQ_STATUS)):
+            t.write32(regmap.IRQ_STATUS, _R["IRQ_STATUS"].field("OVERFLOW").mask)
+            raise DeviceError(f"{_name(opcode)}: the command queue was full; "
+                              f"the command was dropped")
+        return self._tag
+
+    def wait(self) -> Completion:
+        """Wait for the oldest completion and pop it."""
+        head = _R["DONE_HEAD"]
+        for _ in range(self.max_polls):
+            word = self.t.read32(regmap.DONE_HEAD)
+            if head.field("VALID").get(word):
+                r0 = self.t.read32(regmap.DONE_RESULT0)
+                r1 = self.t.read32(regmap.DONE_RESULT1)
+                self.t.write32(regmap.DONE_POP, 1)
+                return Completion((head.field("TAG").get(word), head.field("STATUS").get(word),
+                                   head.field("OPCODE").get(word), r0, r1))
+            self.t.run(self.poll_cycles)
+        raise DeviceError("no completion: the device stopped answering")
+
+    def command(self, opcode, **kw) -> Completion:
+        """Submit one command and wait for it; an error status raises :class:`DeviceError`."""
+        tag = self.submit(opcode, **kw)
+        done = self.wait()
+        if done[0] != tag:
+            raise DeviceError(f"completion for tag {done[0]} while waiting for {tag}")
+        if done.status != Status.OK:
+            raise DeviceError(f"{_name(opcode)} ended with {done.status.name}", done.status)
+        return done
+
+    # ---- the counter array ------------------------------------------------------
+    def learn(self, keys) -> int:
+        """Learn packed keys in order; returns the keys learned (bad keys raise before)."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64).ravel()
+        self._check_room(8 * keys.size, "learn")
+        self._put(0, keys)
+        done = self.command(Opcode.LEARN, addr_a=self.t.mem_base, count=keys.size)
+        if done[4]:
+            raise DeviceError(f"learn: {done[4]} keys were out of range and dropped")
+        return done[3]
+
+    def estimate(self, keys) -> np.ndarray:
+        keys = np.ascontiguousarray(keys, dtype=np.uint64).ravel()
+        self._check_room(16 * keys.size, "estimate")
+        self._put(0, keys)
+        out = 8 * keys.size
+        self.command(Opcode.ESTIMATE, addr_a=self.t.mem_base, addr_b=self.t.mem_base + out,
+                     count=keys.size)
+        return self._get(out, keys.size)
+
+    def table(self):
+        """The heavy-hitter table as ``(valid, keys, counts)``, set by set, way by way."""
+        n = self.cfg.counter.hh_entries
+        self._check_room(8 * n, "readout")
+        self.command(Opcode.READOUT, addr_b=self.t.mem_base, count=n)
+        e = self._get(0, n)
+        valid = (e >> np.uint64(63)).astype(bool)
+        keys = e & np.uint64((1 << READOUT_COUNT_SHIFT) - 1)
+        counts = (e >> np.uint64(READOUT_COUNT_SHIFT)) & np.uint64((1 << 23) - 1)
+        return valid, keys, counts.astype(np.int64)
+
+    def readout(self):
+        """Valid heavy-hitter entries in readout order: ``(keys, counts)``."""
+        valid, keys, counts = self.table()
+        return keys[valid], counts[valid]
+
+    def clear(self) -> None:
+        self.command(Opcode.CLEAR)
+
+    def perf(self) -> dict:
+        """The performance counters, by register name (lower case, without PERF_)."""
+        return {r.name[5:].lower(): self.t.read32(r.offset) for r in regmap.REGISTERS
+                if r.name.startswith("PERF_") and r.name != "PERF_CTRL"}
