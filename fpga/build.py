@@ -130,6 +130,41 @@ def parse_nextpnr_report(path) -> dict:
             "timing_met": bool(clocks) and all(c["met"] for c in clocks.values())}
 
 
+def _build_ooc(prof, unit: str, cfg: HotlineConfig, out: Path, clock: float, seed: int,
+               log) -> dict:
+    """Out-of-context synthesis and place-and-route of one unit on the profile's part."""
+    from ..rtl import UNITS, unit_verilog
+    if unit not in UNITS:
+        raise ValueError(f"--board ooc builds one unit ({', '.join(UNITS)}), not {unit!r}")
+    env = toolchain_env()
+    t = prof.target
+    device = {"LFE5U-85F": "--85k", "LFE5UM5G-85F": "--um5g-85k", "LFE5U-45F": "--45k",
+              "LFE5U-25F": "--25k"}.get(t.device)
+    if device is None:
+        raise ValueError(f"no nextpnr-ecp5 device option for {t.device}")
+    (out / "unit.v").write_text(unit_verilog(unit, cfg, f"hotline_{unit}"))
+    log(f"hotline fpga build: {unit} out of context on {t.device} ({t.package}, speed {t.speed}) "
+        f"at {clock:g} MHz in {out}")
+    t0 = time.time()
+    proc = subprocess.run([env["YOSYS"], "-q", "-l", "yosys.log", "-p",
+                           f"read_verilog -sv unit.v; synth_ecp5 -abc9 -top hotline_{unit} "
+                           f"-json unit.json; stat"], cwd=out, env=env, capture_output=True,
+                          text=True)
+    t1 = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"yosys failed; see {out}/yosys.log")
+    proc = subprocess.run([env["NEXTPNR_ECP5"], device, "--package", t.package, "--speed", t.speed,
+                           "--freq", f"{clock:g}", "--out-of-context", "--timing-allow-fail",
+                           "--seed", str(seed), "--json", "unit.json", "--report", "report.json",
+                           "--log", "nextpnr.log", "--quiet"],
+                          cwd=out, env=env, capture_output=True, text=True)
+    t2 = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"nextpnr failed; see {out}/nextpnr.log")
+    return {"t": (t0, t1, t2), "env": env,
+            "part": {"device": t.device, "package": t.package, "speed": t.speed}}
+
+
 def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
           config: HotlineConfig | None = None, out_dir="build/fpga", clock_mhz: float | None = None,
           seed: int = 1, baud: int = 115200, log=print) -> dict:
@@ -138,7 +173,8 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     Parameters
     ----------
     board : str
-        A key of :data:`~.boards.BOARDS`.
+        A key of :data:`~.boards.BOARDS`, or ``"ooc"``: one unit out of context on the
+        profile's part (synthesis and place-and-route without pins; no bitstream).
     unit : str
         ``counter``, ``reorder``, ``gather``, ``all`` (the three side by side), ``top``
         (the accelerator top), each under a :class:`~.harness.PortHarness`; or
@@ -160,12 +196,35 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     if prof.target.family != "ecp5":
         raise ValueError(f"profile {prof.name!r} targets {prof.target.device}, not an ECP5; "
                          f"use 'hotline fpga vivado-plan' for Xilinx parts")
-    if board not in BOARDS:
-        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
+    if board not in BOARDS and board != "ooc":
+        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)}, or ooc)")
     cfg = prof.config if config is None else config
     clock = float(prof.target.clock_mhz if clock_mhz is None else clock_mhz)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if board == "ooc":
+        ooc = _build_ooc(prof, unit, cfg, out, clock, seed, log)
+        t0, t1, t2 = ooc["t"]
+        parsed = parse_nextpnr_report(out / "report.json")
+        limit = prof.target.max_utilisation
+        report = {
+            "board": "ooc", "board_part": ooc["part"], "profile": prof.name, "unit": unit,
+            "units": [unit], "clock_mhz": clock, "pll": None, "harness_bits": None,
+            **parsed, "max_utilisation": limit,
+            "fits_profile_limit": all(r["fraction"] <= limit for k, r in parsed["resources"].items()
+                                      if k in ("lut4", "ff", "dp16kd", "mult18")),
+            "config": cfg.to_dict(),
+            "tools": {"yosys": _tool_version(ooc["env"], "YOSYS", "-V"),
+                      "nextpnr": _tool_version(ooc["env"], "NEXTPNR_ECP5", "--version"),
+                      "amaranth": _amaranth_version(), "python": _platform.python_version()},
+            "wall_s": {"yosys": round(t1 - t0, 1), "nextpnr": round(t2 - t1, 1),
+                       "total": round(t2 - t0, 1)},
+            "bitstream": None, "seed": seed,
+            "note": "out of context: no pins, no I/O buffers, no bitstream",
+        }
+        (out / "report.json").rename(out / "nextpnr_report.json")
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        return report
     env = toolchain_env()
     plat = board_platform(board)
     if unit == "selftest":

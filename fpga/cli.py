@@ -14,8 +14,8 @@ def _cmd_build(args) -> int:
     from .boards import BOARDS
     from .build import build
     from .report import format_reports
-    if args.board not in BOARDS:
-        raise ValueError(f"unknown board {args.board!r} (known: {', '.join(BOARDS)})")
+    if args.board not in BOARDS and args.board != "ooc":
+        raise ValueError(f"unknown board {args.board!r} (known: {', '.join(BOARDS)}, or ooc)")
     config = HotlineConfig.load(args.config) if args.config else None
     out = Path(args.output or f"build/fpga/{args.profile}-{args.board}-{args.unit}")
     rep = build(board=args.board, unit=args.unit, profile=args.profile, config=config,
@@ -23,7 +23,8 @@ def _cmd_build(args) -> int:
                 log=lambda msg: print(msg, file=sys.stderr))
     rep["_path"] = str(out)
     print(format_reports([rep]))
-    print(f"bitstream: {rep['bitstream']}\nreport: {out / 'report.json'}", file=sys.stderr)
+    print(f"bitstream: {rep['bitstream'] or 'none (out of context)'}\n"
+          f"report: {out / 'report.json'}", file=sys.stderr)
     if not rep["timing_met"]:
         print("hotline fpga build: timing NOT met at the profile's clock", file=sys.stderr)
     return 0
@@ -104,8 +105,9 @@ def add_fpga_parser(sub) -> None:
                    help="YAML config whose sizes replace the profile's (clock and limits "
                         "stay the profile's)")
     b.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
-                   help=f"board: {', '.join(BOARDS)} (default ulx3s-85f)")
-    b.add_argument("--unit", default="all", choices=UNIT_CHOICES,
+                   help=f"board: {', '.join(BOARDS)}, or ooc (one unit out of context on the "
+                        f"profile's part, no bitstream) (default ulx3s-85f)")
+    b.add_argument("--unit", default="all", choices=sorted(set(UNIT_CHOICES) | {"uart_bridge"}),
                    help="one unit, or all of them side by side (default all)")
     b.add_argument("--clock", type=float, metavar="MHZ",
                    help="clock to constrain (default: the profile's)")

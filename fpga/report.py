@@ -51,7 +51,8 @@ def format_reports(reports: list[dict]) -> str:
         wall = rep.get("wall_s", {})
         rows.append([
             Path(rep.get("_path", "")).name, rep.get("unit", "?"),
-            f"{rep.get('board', '?')} / {part.get('device', '?')}-{part.get('speed', '?')}",
+            f"{rep.get('board', '?')} / {part.get('device', '?')}-{part.get('speed', '?')}"
+            f"{' ' + part['package'] if part.get('package') else ''}",
             clocks or "-",
             *[_cell(rep["resources"][k]) for k, _ in _COLUMNS],
             "yes" if rep.get("fits_profile_limit") else "NO",
