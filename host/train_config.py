@@ -31,8 +31,8 @@ from ..config import ConfigError, _check_int, parse_yaml
 
 __all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "DEVICES", "DTYPES", "parse_bytes"]
 
-#: Trainer modes.  ``compare`` runs hybrid then hotline; ``all`` adds device.
-MODES = ("hybrid", "device", "hotline", "compare", "all")
+#: Trainer modes.  ``compare`` runs hybrid then hotline; ``all`` adds hybrid-dedup and device.
+MODES = ("hybrid", "hybrid-dedup", "device", "hotline", "compare", "all")
 OPTIMIZERS = ("sgd", "adagrad")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
@@ -116,13 +116,13 @@ class TrainConfig:
     adagrad_eps, adagrad_init : float
         Adagrad's epsilon and initial accumulator value.
     mode : str
-        ``hybrid``, ``device``, ``hotline``, ``compare`` (hybrid and hotline)
-        or ``all`` (the three).
+        ``hybrid``, ``hybrid-dedup``, ``device``, ``hotline``, ``compare``
+        (hybrid and hotline) or ``all`` (the four).
     steps : int
         Training steps (mini-batches); 0 means one pass over the training split.
     learn_fraction : float
         Share of the steps spent learning popularity (at least one step) in
-        ``hotline`` mode; those steps train like ``hybrid``.
+        ``hotline`` mode; those steps train like ``hybrid-dedup``.
     hot_budget_bytes : int
         Device bytes for hot rows (each costs ``dim`` values plus the row's
         optimizer state); 256 MiB holds about 4 M Criteo rows.
@@ -239,7 +239,7 @@ class TrainConfig:
         if self.mode == "compare":
             return ("hybrid", "hotline")
         if self.mode == "all":
-            return ("hybrid", "device", "hotline")
+            return ("hybrid", "hybrid-dedup", "device", "hotline")
         return (self.mode,)
 
     # -- presets ---------------------------------------------------------------

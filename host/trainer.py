@@ -1,15 +1,19 @@
-"""The three training modes on the same data, seed and model initialisation.
+"""The training modes on the same data, seed and model initialisation.
 
-``hybrid`` (the baseline)
+``hybrid`` (the baseline, as the reference DLRM does it)
     Tables in host memory.  Every step looks up the batch's rows on the host
-    and copies the looked-up rows ``[B, T, D]`` to the compute device, where
-    the MLPs run; the gradients of the batch's unique rows come back and the
-    host applies the sparse update.
+    and copies the looked-up rows ``[B, T, D]`` (one per lookup) to the
+    compute device, where the MLPs run; the gradients of the batch's unique
+    rows come back and the host applies the sparse update.
+``hybrid-dedup`` (the de-duplicating baseline)
+    As ``hybrid``, but the host copies only the batch's unique rows
+    ``[U, D]`` plus the inverse index ``[B, T]``, and the device expands
+    them: what any hybrid can do without an accelerator.
 ``device``
     Everything on the compute device (the upper bound when the tables fit).
 ``hotline``
     Learns popularity over the first steps (``learn_fraction``; those steps
-    train like ``hybrid``) through the accelerator driver, picks the hot set
+    train like ``hybrid-dedup``) through the accelerator driver, picks the hot set
     for ``hot_budget_bytes``, keeps the hot rows on the device in one hot
     table indexed by slot, and then for each mini-batch: classify; start the
     gather of the non-popular micro-batch's cold rows on the DMA worker (a
@@ -54,7 +58,7 @@ from .model import build_model
 from .optim import make_optimizers
 from .train_config import TrainConfig
 
-__all__ = ["Trainer", "HybridTrainer", "DeviceTrainer", "HotlineTrainer", "make_trainer",
+__all__ = ["Trainer", "HybridTrainer", "HybridDedupTrainer", "DeviceTrainer", "HotlineTrainer", "make_trainer",
            "learn_steps_for", "narrow_index", "rows_at", "hw_config_for", "TRAINERS"]
 
 
@@ -373,9 +377,18 @@ class Trainer:
 
 
 class HybridTrainer(Trainer):
-    """Tables in host memory, looked-up rows copied to the device every step (the baseline)."""
+    """Tables in host memory, looked-up rows copied to the device every step (the baseline).
+
+    As the reference DLRM does it: the host looks up one row per (sample,
+    table) and ships ``[B, T, D]`` to the device; the device reduces the
+    rows' gradients to the batch's unique rows (with the inverse index it is
+    sent), which come back for the host's sparse update.
+    """
 
     mode = "hybrid"
+    #: Ship the unique rows ``[U, D]`` plus the inverse index instead of ``[B, T, D]``
+    #: (:class:`HybridDedupTrainer`; also the learning steps of :class:`HotlineTrainer`).
+    dedup = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -391,16 +404,26 @@ class HybridTrainer(Trainer):
             inv = inv.reshape(gid.shape)
             uniq_t = torch.from_numpy(uniq)
             rows = self.host.flat.index_select(0, uniq_t)               # [U, W] with state
-            looked = rows[:, :d][torch.from_numpy(inv[lo:hi])]          # [Bl, T, D]: the lookups
+            if self.dedup:
+                looked = rows[:, :d].contiguous()                       # [U, D]: the unique rows
+            else:
+                looked = rows[:, :d][torch.from_numpy(inv[lo:hi])]      # [Bl, T, D]: the lookups
         with self.timers("h2d"):
             emb = self._to_device(looked, "rows")
             inv_dev = self._to_device(narrow_index(inv[lo:hi], uniq.size), "inputs").long()
             dense, labels = self._inputs(batch, lo, hi)
         with self.timers("compute"):
-            emb.requires_grad_(True)
-            loss = self._loss_backward(dense, labels, emb, b)
-            grad = torch.zeros((uniq.size, d), dtype=self.dtype, device=self.device)
-            grad.index_add_(0, inv_dev.reshape(-1), emb.grad.reshape(-1, d))
+            if self.dedup:
+                # the device expands the unique rows; index_select's backward is the same
+                # index_add_ over the same inverse index as the hybrid step's reduction
+                leaf = (emb.clone() if emb.data_ptr() == looked.data_ptr() else emb).requires_grad_(True)
+                loss = self._loss_backward(dense, labels, rows_at(leaf, inv_dev), b)
+                grad = self._row_grad(leaf)
+            else:
+                emb.requires_grad_(True)
+                loss = self._loss_backward(dense, labels, emb, b)
+                grad = torch.zeros((uniq.size, d), dtype=self.dtype, device=self.device)
+                grad.index_add_(0, inv_dev.reshape(-1), emb.grad.reshape(-1, d))
             self._reduce_and_step([grad])
         with self.timers("d2h"):
             grad = grad.cpu()
@@ -424,6 +447,19 @@ class HybridTrainer(Trainer):
         if flat.shape != self.host.flat.shape:
             raise ValueError(f"checkpoint tables {list(flat.shape)} != {list(self.host.flat.shape)}")
         self.host.flat.copy_(flat)
+
+
+class HybridDedupTrainer(HybridTrainer):
+    """A de-duplicating hybrid: tables in host memory, the batch's unique rows ``[U, D]``
+    and the inverse index ``[B, T]`` copied to the device, which expands them.
+
+    What any hybrid can do without an accelerator; the same maths as
+    :class:`HybridTrainer` (the parity tests hold it to the same parameters).
+    Data parallel: every rank receives the global mini-batch's unique rows.
+    """
+
+    mode = "hybrid-dedup"
+    dedup = True
 
 
 class DeviceTrainer(Trainer):
@@ -491,6 +527,7 @@ class HotlineTrainer(HybridTrainer):
     """
 
     mode = "hotline"
+    dedup = True     # the learning steps (and overflowing batches) ship unique rows
 
     def __init__(self, cfg, table_sizes, num_dense, *, total_steps, dist=None, hw_cfg=None,
                  backend: str = "golden"):
@@ -753,13 +790,14 @@ class HotlineTrainer(HybridTrainer):
         return s
 
 
-TRAINERS = {"hybrid": HybridTrainer, "device": DeviceTrainer, "hotline": HotlineTrainer}
+TRAINERS = {"hybrid": HybridTrainer, "hybrid-dedup": HybridDedupTrainer, "device": DeviceTrainer,
+            "hotline": HotlineTrainer}
 
 
 def make_trainer(mode: str, cfg: TrainConfig, table_sizes, num_dense: int, *, total_steps: int,
                  dist: DistContext | None = None, hw_cfg: HotlineConfig | None = None,
                  backend: str = "golden") -> Trainer:
-    """The trainer of one mode (``hybrid``, ``device`` or ``hotline``)."""
+    """The trainer of one mode (``hybrid``, ``hybrid-dedup``, ``device`` or ``hotline``)."""
     if mode not in TRAINERS:
         raise ValueError(f"mode must be one of {', '.join(TRAINERS)}, not {mode!r}")
     if mode == "hotline":
