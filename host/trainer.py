@@ -269,8 +269,13 @@ class Trainer:
             self.samples_trained += b
             if progress is not None:
                 progress(self, loss)
-        self.finish()
+        self.settle()
         self.train_seconds += time.perf_counter() - t_start
+
+    def settle(self) -> None:
+        """Complete the outstanding work of the steps trained (end of :meth:`train`); rows may
+        still live apart from the host tables (hotline's hot table) until :meth:`finish`."""
+        self.finish()
 
     def finish(self) -> None:
         """Complete outstanding work so that the parameters are all in place."""
@@ -547,6 +552,7 @@ class HotlineTrainer(HybridTrainer):
         self._pending_scatter = None
         self._hazard_wait = True      # tests switch it off to show the hazard test can fail
         self.popular_samples = 0
+        self.hot_lookups = 0          # (sample, table) lookups the hot table served
         self.hot_phase_samples = 0
         self.hot_phase_seconds = 0.0
         self.overflow_batches = 0
@@ -624,6 +630,11 @@ class HotlineTrainer(HybridTrainer):
         if self._pending_scatter is not None:
             self._pending_scatter.result()
             self._pending_scatter = None
+
+    def settle(self) -> None:
+        # the hot table stays on the device: a training run in chunks pays no hot write-back
+        # per chunk (every reader of the host tables calls finish() first)
+        self._drain()
 
     def finish(self) -> None:
         self._drain()
@@ -724,6 +735,7 @@ class HotlineTrainer(HybridTrainer):
             self.bytes.to_host("rows", out.numel() * out.element_size())
             self._pending_scatter = self._scatter_q.submit(self._scatter_job, cold, out, ready)
         self.popular_samples += int(popular.size)
+        self.hot_lookups += int(hot.sum())
         return self.dist.sum_scalar(loss.item(), self.device) / b
 
     # -- state ---------------------------------------------------------------------------------------
@@ -735,6 +747,7 @@ class HotlineTrainer(HybridTrainer):
         state.update({"hw_cfg": self.hw_cfg.to_dict(), "accelerator": self.acc.state_dict(),
                       "hot_phase": self.hot_phase, "hot_keys": self.hot_keys.copy(),
                       "candidates": cands, "popular_samples": self.popular_samples,
+                      "hot_lookups": self.hot_lookups,
                       "hot_phase_samples": self.hot_phase_samples,
                       "hot_phase_seconds": self.hot_phase_seconds,
                       "overflow_batches": self.overflow_batches,
@@ -752,6 +765,7 @@ class HotlineTrainer(HybridTrainer):
         cands = np.asarray(state["candidates"], dtype=np.uint64)
         self._candidates = [cands] if cands.size else []
         self.popular_samples = int(state["popular_samples"])
+        self.hot_lookups = int(state.get("hot_lookups", 0))
         self.hot_phase_samples = int(state["hot_phase_samples"])
         self.hot_phase_seconds = float(state["hot_phase_seconds"])
         self.overflow_batches = int(state["overflow_batches"])
@@ -772,6 +786,8 @@ class HotlineTrainer(HybridTrainer):
             "hot_budget_bytes": self.cfg.hot_budget_bytes,
             "hot_phase_samples": self.hot_phase_samples,
             "popular_fraction": round(self.popular_samples / n, 4) if self.hot_phase_samples else None,
+            "hot_lookup_fraction": (round(self.hot_lookups / (n * len(self.table_sizes)), 4)
+                                    if self.hot_phase_samples else None),
             "overflow_batches": self.overflow_batches,
             "accelerator_busy_s": {k: round(v, 6) for k, v in self.acc.busy.items()},
             "accelerator_cpu_s": {k: round(v, 6) for k, v in self.acc.cpu.items()},
