@@ -147,6 +147,11 @@ class TrainConfig:
         Skew of the synthetic keys.
     timeline_steps : int
         How many of the last steps keep a per-phase timeline (for the plot).
+    sync_timers : bool
+        On CUDA, wait for the device at every phase boundary of every step, so
+        device time is charged to its phase (True); False syncs only in the
+        timeline steps: the other steps run as they would untimed (their
+        phase totals are then host-side times; samples/s is exact either way).
     """
 
     embedding_dim: int = 16
@@ -172,6 +177,7 @@ class TrainConfig:
     synthetic_table_scale: float = 1.0
     zipf_exponent: float = 1.05
     timeline_steps: int = 4
+    sync_timers: bool = True
 
     def __post_init__(self):
         # YAML gives lists: store tuples so the config stays hashable and frozen.
@@ -211,6 +217,8 @@ class TrainConfig:
         _float("synthetic_table_scale", self.synthetic_table_scale, 0, 1, lo_open=True)
         _float("zipf_exponent", self.zipf_exponent, 0, lo_open=True)
         _int("timeline_steps", self.timeline_steps, 0, 1000)
+        if not isinstance(self.sync_timers, bool):
+            raise TypeError(f"train.sync_timers must be true or false, not {self.sync_timers!r}")
 
     # -- derived sizes --------------------------------------------------------
 

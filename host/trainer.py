@@ -192,7 +192,8 @@ class Trainer:
         self.bytes = ByteCounter()
         cuda = self.device.type == "cuda"
         self.timers = Timers(sync=(lambda: torch.cuda.current_stream(self.device).synchronize())
-                             if cuda else None)
+                             if cuda else None, sync_always=cfg.sync_timers)
+        self._stage_h = None          # pinned staging buffer of the hybrid steps (CUDA)
         self.step = 0
         self.losses = []
         self.step_seconds = []
@@ -205,6 +206,17 @@ class Trainer:
         return StackedTables(self.table_sizes, self.cfg.embedding_dim, self.sparse_opt.state_columns,
                              self.dtype, self.cfg.seed, self.cfg.adagrad_init, device=device,
                              pin=self.device.type == "cuda" and torch.device(device).type == "cpu")
+
+    def _pinned(self, *shape) -> torch.Tensor | None:
+        """A reused pinned host buffer of ``shape`` on CUDA (``None`` on CPU).  Reusing it in
+        the next step is safe: every step ends by reading its loss on the host, which waits for
+        the current stream and so for the copy out of the buffer."""
+        if self.device.type != "cuda":
+            return None
+        n = math.prod(shape)
+        if self._stage_h is None or self._stage_h.numel() < n:
+            self._stage_h = torch.empty(max(n, 1), dtype=self.dtype, pin_memory=True)
+        return self._stage_h[:n].view(*shape)
 
     def _to_device(self, array, kind: str, dtype=None) -> torch.Tensor:
         """Copy a host array to the compute device, counting its bytes as ``kind``."""
@@ -409,10 +421,16 @@ class HybridTrainer(Trainer):
             inv = inv.reshape(gid.shape)
             uniq_t = torch.from_numpy(uniq)
             rows = self.host.flat.index_select(0, uniq_t)               # [U, W] with state
-            if self.dedup:
-                looked = rows[:, :d].contiguous()                       # [U, D]: the unique rows
-            else:
-                looked = rows[:, :d][torch.from_numpy(inv[lo:hi])]      # [Bl, T, D]: the lookups
+            # on CUDA the rows to copy are written straight into a pinned buffer
+            if self.dedup:                                              # [U, D]: the unique rows
+                stage = self._pinned(uniq.size, d)
+                looked = rows[:, :d].contiguous() if stage is None else stage.copy_(rows[:, :d])
+            else:                                                       # [Bl, T, D]: the lookups
+                sel = torch.from_numpy(inv[lo:hi].reshape(-1))
+                stage = self._pinned(sel.numel(), d)
+                looked = torch.index_select(rows[:, :d], 0, sel, out=stage) if stage is not None \
+                    else torch.index_select(rows[:, :d], 0, sel)
+                looked = looked.view(hi - lo, inv.shape[1], d)
         with self.timers("h2d"):
             emb = self._to_device(looked, "rows")
             inv_dev = self._to_device(narrow_index(inv[lo:hi], uniq.size), "inputs").long()

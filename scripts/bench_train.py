@@ -56,6 +56,7 @@ import torch  # noqa: E402
 
 from hotline.host.data import CRITEO_KAGGLE_TABLE_SIZES, synthetic_criteo  # noqa: E402
 from hotline.host.embedding import resolve_device  # noqa: E402
+from hotline.host.metrics import hotline_gain, mark, window  # noqa: E402
 from hotline.host.train_config import TrainConfig, parse_bytes  # noqa: E402
 from hotline.host.trainer import learn_steps_for, make_trainer  # noqa: E402
 
@@ -76,58 +77,9 @@ def device_name(device: torch.device) -> str:
            f"{torch.get_num_threads()} torch threads"
 
 
-def mark(tr) -> dict:
-    """What a window of steps is measured from."""
-    return {"bytes": tr.bytes.snapshot(), "samples": tr.samples_trained, "seconds": tr.train_seconds}
-
-
-def window(tr, since: dict | None = None) -> dict:
-    """Bytes per sample by kind and samples/s between ``since`` (a :func:`mark`) and now."""
-    now = mark(tr)
-    since = since or {"bytes": {"h2d": {}, "d2h": {}}, "samples": 0, "seconds": 0.0}
-    def d(direction, kind=None):
-        a, b = now["bytes"][direction], since["bytes"][direction]
-        if kind is None:
-            return sum(a.values()) - sum(b.values())
-        return a.get(kind, 0) - b.get(kind, 0)
-    n = now["samples"] - since["samples"]
-    secs = now["seconds"] - since["seconds"]
-    per = lambda v: round(v / max(1, n), 2)  # noqa: E731
-    return {"samples": n, "seconds": round(secs, 3),
-            "samples_per_s": round(n / max(secs, 1e-12), 2),
-            "h2d_bytes_per_sample": per(d("h2d")),                   # everything, hot load included
-            "h2d_row_bytes_per_sample": per(d("h2d", "rows")),
-            "h2d_hot_load_bytes_per_sample": per(d("h2d", "hot_load")),
-            "h2d_input_bytes_per_sample": per(d("h2d", "inputs")),
-            "d2h_bytes_per_sample": per(d("d2h")),
-            "h2d_bytes": d("h2d"), "h2d_hot_load_bytes": d("h2d", "hot_load")}
-
-
 def gain(bt: dict, win: str) -> dict:
-    """Hotline's h2d gain over both hybrids in one window, split into its causes.
-
-    ``hybrid / hotline = dedup * hot_rows_on_device * hot_table_load`` with
-    ``dedup = hybrid / hybrid-dedup``, ``hot_rows_on_device = hybrid-dedup / hotline
-    without the hot-table load`` and ``hot_table_load = hotline without / with the load``.
-    """
-    out = {}
-    for what, key in (("all_bytes", "h2d_bytes_per_sample"), ("row_bytes", "h2d_row_bytes_per_sample")):
-        hy, dd, ho = (bt[m][win] for m in ("hybrid", "hybrid-dedup", "hotline"))
-        load = ho["h2d_hot_load_bytes_per_sample"]
-        h, d = hy[key], dd[key]
-        o_incl = ho[key] + (load if what == "row_bytes" else 0)       # rows: the load is rows too
-        o_excl = o_incl - load
-        out[what] = {
-            "hybrid_per_sample": h, "hybrid_dedup_per_sample": d,
-            "hotline_per_sample_without_hot_load": round(o_excl, 2),
-            "hotline_per_sample_with_hot_load": round(o_incl, 2),
-            "hotline_gain_over_hybrid": round(h / o_incl, 3),
-            "hotline_gain_over_hybrid_dedup": round(d / o_incl, 3),
-            "split": {"dedup": round(h / d, 3),
-                      "hot_rows_on_device": round(d / o_excl, 3),
-                      "hot_table_load": round(o_excl / o_incl, 3)},
-        }
-    return out
+    """Hotline's gain over both hybrids in window ``win`` (:func:`hotline.host.metrics.hotline_gain`)."""
+    return hotline_gain(*(bt[m][win] for m in ("hybrid", "hybrid-dedup", "hotline")))
 
 
 def main(argv=None) -> int:
