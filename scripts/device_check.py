@@ -327,7 +327,7 @@ def main(argv=None) -> int:
                     help="tiny sizes (tables at 1/1000 of Criteo's, small MLPs, batches 64 and 128, "
                          "30 steps): checks the script itself in a minute on a CPU")
     ap.add_argument("--batch-sizes", default=None, help="comma-separated (default 1024,4096)")
-    ap.add_argument("--steps", type=int, default=None, help="steps per mode and batch size (default 200)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per mode and batch size (default 300)")
     ap.add_argument("--table-scale", type=float, default=None, help="fraction of Criteo Kaggle's table sizes")
     ap.add_argument("--parity-steps", type=int, default=12)
     ap.add_argument("--timeline-steps", type=int, default=6)
@@ -349,7 +349,7 @@ def main(argv=None) -> int:
                           else ("cpu" if args.device == "auto" else args.device))
     tiny = args.tiny
     batches = [int(b) for b in (args.batch_sizes or ("64,128" if tiny else "1024,4096")).split(",")]
-    args.steps = args.steps or (30 if tiny else 200)
+    args.steps = args.steps or (30 if tiny else 300)
     scale = args.table_scale or (0.001 if tiny else 1.0)
     args.model = (dict(bottom_mlp=(64, 32, 16), top_mlp=(64, 32, 1)) if tiny else {})
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
