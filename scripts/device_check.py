@@ -27,8 +27,10 @@ JSON rewritten after each one, so a run cut short still leaves its results:
    (``timeline_b<B>.png``) shows both lanes.
 
 Outputs in ``--out``: ``device_check.json``, ``timeline_b<B>.png`` and
-``throughput.png`` (plots only when matplotlib imports).  Exit status 0 when
-every parity check passes, 1 otherwise, 2 on bad arguments.
+``throughput.png`` (plots only when matplotlib imports); the JSON's
+``status`` is ``complete``, ``partial`` (the time budget skipped something) or
+``errors`` (a mode raised: its traceback is in the JSON, the other modes ran).
+Exit status 0 when every parity check passes, 1 otherwise, 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -127,18 +129,29 @@ def parity(device: str, seed: int, steps: int) -> list:
                           eval_batch_size=64, lr=0.05, dtype="float64", device=device, steps=steps,
                           learn_fraction=0.1, seed=seed, timeline_steps=0, optimizer=optimizer,
                           hot_budget_bytes=12 * w * 8)
-        params, extra = {}, {}
+        params, extra, errors = {}, {}, {}
         for mode in MODES:
-            tr = make_trainer(mode, cfg, ds.table_sizes, ds.num_dense, total_steps=steps)
-            tr.train(ds, steps)
-            params[mode] = tr.parameters_cpu()
-            if mode == "hotline":
-                s = tr.summary()
-                extra = {"popular_fraction": s["popular_fraction"], "hot_rows": s["hot_rows"]}
-                tr.close()
+            try:        # one mode failing on the device must not lose the others' results
+                tr = make_trainer(mode, cfg, ds.table_sizes, ds.num_dense, total_steps=steps)
+                tr.train(ds, steps)
+                params[mode] = tr.parameters_cpu()
+                if mode == "hotline":
+                    s = tr.summary()
+                    extra = {"popular_fraction": s["popular_fraction"], "hot_rows": s["hot_rows"]}
+                    tr.close()
+            except Exception as e:
+                errors[mode] = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+                log(f"parity {optimizer:7s} {mode:12s} FAILED to run: {type(e).__name__}: {e}")
+        if "hybrid" in errors:
+            out.append({"optimizer": optimizer, "mode": "hybrid", "ok": False, "error": errors["hybrid"]})
+            continue
         fresh = make_trainer("hybrid", cfg, ds.table_sizes, ds.num_dense, total_steps=steps).parameters_cpu()
         moved = max_diff(params["hybrid"], fresh)[0]
         for mode in MODES[1:]:
+            if mode in errors:
+                out.append({"optimizer": optimizer, "mode": mode, "vs": "hybrid", "ok": False,
+                            "error": errors[mode]})
+                continue
             diff, name = max_diff(params[mode], params["hybrid"])
             rec = {"optimizer": optimizer, "mode": mode, "vs": "hybrid", "steps": steps,
                    "max_abs_diff": diff, "worst": name, "tol": PARITY_TOL, "moved": moved,
@@ -179,7 +192,9 @@ def overlap(events, totals: dict) -> dict:
     return res
 
 
-def throughput(args, device: torch.device, batch: int, sizes, deadline: float, out: Path) -> dict:
+def throughput(args, device: torch.device, batch: int, sizes, deadline: float, out: Path,
+               res: dict, save) -> dict:
+    """Fill ``res`` mode by mode (``save()`` after each, so a hang or a kill keeps the rest)."""
     cfg = TrainConfig(batch_size=batch, steps=args.steps, optimizer="sgd", seed=args.seed,
                       learn_fraction=args.learn_fraction, hot_budget_bytes=args.hot_budget,
                       device=device.type, eval_batch_size=8192, timeline_steps=args.timeline_steps,
@@ -190,8 +205,8 @@ def throughput(args, device: torch.device, batch: int, sizes, deadline: float, o
                           table_sizes=sizes)
     train, test = ds.split(args.steps * batch / len(ds))
     learn = learn_steps_for(cfg, cfg.steps)
-    res = {"batch_size": batch, "steps": cfg.steps, "learn_steps": learn,
-           "data_seconds": round(time.perf_counter() - t, 2), "modes": {}, "skipped": []}
+    res.update({"batch_size": batch, "steps": cfg.steps, "learn_steps": learn,
+                "data_seconds": round(time.perf_counter() - t, 2), "modes": {}, "skipped": []})
     log(f"batch {batch}: data ready ({len(train)} train, {len(test)} test samples)")
     modes = list(args.modes)
     if args.torchrec and "torchrec" not in modes:
@@ -225,8 +240,11 @@ def throughput(args, device: torch.device, batch: int, sizes, deadline: float, o
                                                  "hot_bytes", "learn_steps", "overflow_batches",
                                                  "hot_phase_samples_per_s", "accelerator_share")})
                 r["overlap"] = overlap(tr.timers.events, tr.timers.totals)
-                r["timeline_plot"] = plot_timeline(tr.timers.events, out / f"timeline_b{batch}.png",
-                                                   batch, device)
+                try:
+                    r["timeline_plot"] = plot_timeline(tr.timers.events, out / f"timeline_b{batch}.png",
+                                                       batch, device)
+                except Exception as e:
+                    r["timeline_plot"] = f"failed: {type(e).__name__}: {e}"
             r.update(tr.evaluate(test))
             if hasattr(tr, "close"):
                 tr.close()
@@ -242,6 +260,7 @@ def throughput(args, device: torch.device, batch: int, sizes, deadline: float, o
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+            save()
     ok = [m for m in ("hybrid", "hybrid-dedup", "hotline") if "whole_run" in res["modes"].get(m, {})]
     if len(ok) == 3:
         res["gain"] = {w: hotline_gain(*(res["modes"][m][w] for m in ("hybrid", "hybrid-dedup", "hotline")))
@@ -378,7 +397,11 @@ def main(argv=None) -> int:
 
     log(f"{env['device_name']}, torch {env['torch']}; writing {out / 'device_check.json'}")
     save()
-    report["parity"] = parity(device.type, args.seed, args.parity_steps)
+    try:
+        report["parity"] = parity(device.type, args.seed, args.parity_steps)
+    except Exception as e:
+        report["parity"] = [{"ok": False, "error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}]
+        log(f"parity FAILED: {type(e).__name__}: {e}")
     report["parity_ok"] = all(r["ok"] for r in report["parity"])
     save()
     for b in batches:
@@ -386,11 +409,22 @@ def main(argv=None) -> int:
             report["skipped"].append(f"throughput batch {b}")
             log(f"throughput at batch {b} skipped (time budget)")
             continue
-        report["throughput"].append(throughput(args, device, b, sizes, deadline, out))
+        res = {"batch_size": b, "modes": {}, "skipped": []}
+        report["throughput"].append(res)
+        try:
+            throughput(args, device, b, sizes, deadline, out, res, save)
+        except Exception as e:
+            res["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+            log(f"throughput at batch {b} FAILED: {type(e).__name__}: {e}")
         save()
-    report["throughput_plot"] = plot_throughput(report, out / "throughput.png")
-    report["status"] = "partial" if report["skipped"] or any(r["skipped"] for r in report["throughput"]) \
-        else "complete"
+    try:
+        report["throughput_plot"] = plot_throughput(report, out / "throughput.png")
+    except Exception as e:
+        report["throughput_plot"] = f"failed: {type(e).__name__}: {e}"
+    failed = any("error" in r for r in report["throughput"]) or any(
+        "error" in m for r in report["throughput"] for m in r["modes"].values())
+    report["status"] = "errors" if failed else (
+        "partial" if report["skipped"] or any(r["skipped"] for r in report["throughput"]) else "complete")
     save()
     log(f"done: parity {'ok' if report['parity_ok'] else 'FAILED'}, status {report['status']}")
     return 0 if report["parity_ok"] else 1

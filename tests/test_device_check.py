@@ -38,7 +38,7 @@ def report(tmp_path_factory):
     wrapper.chmod(0o755)
     env = dict(os.environ, PYTHONPATH=site_packages())
     r = subprocess.run(["bash", str(SCRIPT), str(out / "run"), "--device", "cpu", "--tiny",
-                        "--batch-sizes", "64,128", "--steps", "16", "--parity-steps", "10",
+                        "--batch-sizes", "64,128", "--steps", "12", "--parity-steps", "8",
                         "--timeline-steps", "4", "--no-torchrec"],
                        capture_output=True, text=True, cwd=ROOT, timeout=150,
                        env=dict(env, PYTHON=str(wrapper), OMP_NUM_THREADS="1"))
