@@ -13,9 +13,11 @@ mini-batch 1024, SGD) at the default hot budget (256 MiB), the modes
   the compute device), when the ``torchrec`` extra is installed
 
 train on the same data from the same parameters, in alternating chunks of
-steps (so that a shared machine's load changes hit every mode alike).  It
-measures, over the whole run and after the learning phase (the same steps for
-every mode):
+steps (so that a shared machine's load changes hit every mode alike), in two
+groups one after the other (``--groups``; at most three sets of host tables
+resident): hybrid, hybrid-dedup and hotline; then hybrid again (the timing
+reference of the group), device and TorchRec.  It measures, over the whole
+run and after the learning phase (the same steps for every mode):
 
 * bytes host -> device per sample by kind (embedding rows, the one-time
   hot-table load, dense features / labels / indices), and back;
@@ -23,7 +25,8 @@ every mode):
   (hybrid -> hybrid-dedup), hot rows on the device (hybrid-dedup -> hotline
   without the hot-table load) and the one-time hot-table load amortised over
   the window (a factor below 1);
-* samples/s, test log loss and AUC of every mode;
+* samples/s, test log loss and AUC of every mode, and samples/s against the
+  hybrid of the same group;
 * the golden accelerator model's share of the hotline step time.
 
 Prints JSON lines, writes ``results/bench_train.json`` and
@@ -32,7 +35,7 @@ Prints JSON lines, writes ``results/bench_train.json`` and
 stream for the overlapped gather (``scripts/device_check.sh`` is the prepared
 GPU run).
 
-    python scripts/bench_train.py                        # full Criteo sizes, CPU (~11 GB RAM)
+    python scripts/bench_train.py                        # full Criteo sizes, CPU (~7 GB RAM)
     python scripts/bench_train.py --device cuda --steps 400
 """
 
@@ -63,6 +66,9 @@ from hotline.host.trainer import learn_steps_for, make_trainer  # noqa: E402
 BYTES_GOAL = 5.0        # hybrid / hotline bytes per sample, at least
 SHARE_LIMIT = 0.10      # golden model's share of hotline step time, at most
 MODES = ("hybrid", "hybrid-dedup", "device", "hotline")
+#: Modes trained side by side, group after group: at most three sets of host tables (2.2 GB each at
+#: full Criteo size) live at once, and each group has a hybrid to time its modes against.
+GROUPS = (("hybrid", "hybrid-dedup", "hotline"), ("hybrid", "device", "torchrec"))
 
 
 def emit(record: dict, sink: list) -> None:
@@ -95,15 +101,27 @@ def main(argv=None) -> int:
     ap.add_argument("--zipf", type=float, default=1.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=25, help="steps per alternation between the modes")
-    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated trainer modes")
+    ap.add_argument("--groups", default=";".join(",".join(g) for g in GROUPS),
+                    help="modes trained side by side, groups one after the other (';' between groups, "
+                         "',' between modes; a mode repeated in a later group is that group's timing "
+                         "reference); default: %(default)s")
     ap.add_argument("--no-torchrec", action="store_true", help="leave the TorchRec peer out")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    groups = [[m.strip() for m in g.split(",") if m.strip()] for g in args.groups.split(";")]
+    groups = [g for g in groups if g]
+    known = (*MODES, "torchrec")
+    for g in groups:
+        for m in g:
+            if m not in known:
+                ap.error(f"unknown mode {m!r} in --groups (known: {', '.join(known)})")
+        if len(set(g)) != len(g):
+            ap.error(f"a mode appears twice in one group: {g}")
+    every = {m for g in groups for m in g}
     for m in ("hybrid", "hybrid-dedup", "hotline"):
-        if m not in modes:
-            ap.error(f"--modes must include {m} (the byte comparison needs hybrid, hybrid-dedup and hotline)")
+        if m not in every:
+            ap.error(f"--groups must include {m} (the byte comparison needs hybrid, hybrid-dedup and hotline)")
     device = resolve_device(args.device)
     sizes = tuple(max(2, int(round(n * args.table_scale))) for n in CRITEO_KAGGLE_TABLE_SIZES)
     cfg = TrainConfig(batch_size=args.batch_size, steps=args.steps, optimizer=args.optimizer,
@@ -111,13 +129,15 @@ def main(argv=None) -> int:
                       hot_budget_bytes=parse_bytes(args.hot_budget, "--hot-budget"),
                       device=args.device, eval_batch_size=8192, timeline_steps=4)
     peer_note = None
-    if not args.no_torchrec:
+    if "torchrec" in every:
         from hotline.host import torchrec_peer
-        if torchrec_peer.available():
-            modes.append("torchrec")
-        else:
-            peer_note = f"torchrec left out: {torchrec_peer.why_unavailable()}"
+        if args.no_torchrec or not torchrec_peer.available():
+            peer_note = ("torchrec left out: " + ("--no-torchrec" if args.no_torchrec
+                                                  else torchrec_peer.why_unavailable()))
             print(peer_note, file=sys.stderr)
+            groups = [[m for m in g if m != "torchrec"] for g in groups]
+            groups = [g for g in groups if len(g) > 1 or g[0] != "hybrid"]   # a lone reference: drop
+    modes = [m for g in groups for m in g]
     records = []
     samples = args.steps * args.batch_size + 16 * 8192       # training stream + a test slice
     t0 = time.perf_counter()
@@ -125,7 +145,7 @@ def main(argv=None) -> int:
     train, test = ds.split(args.steps * args.batch_size / samples)
     learn = learn_steps_for(cfg, cfg.steps)
     emit({"bench": "train", "what": "setup", "device": str(device), "device_name": device_name(device),
-          "torch": torch.__version__, "modes": modes, "torchrec_note": peer_note,
+          "torch": torch.__version__, "modes": modes, "groups": groups, "torchrec_note": peer_note,
           "tables": len(sizes), "table_rows": int(sum(sizes)),
           "table_scale": args.table_scale, "row_bytes": cfg.row_bytes,
           "host_table_bytes": int(sum(sizes)) * cfg.row_bytes, "train_samples": len(train),
@@ -135,58 +155,74 @@ def main(argv=None) -> int:
           "optimizer": cfg.optimizer, "zipf_exponent": args.zipf, "seed": args.seed,
           "data_seconds": round(time.perf_counter() - t0, 2)}, records)
 
-    # Every trainer lives side by side and trains in alternating chunks of steps, so that a
-    # machine shared with other jobs loads the modes alike (timings of one mode after the
-    # other were seen to differ by 1.5x from load changes alone).  One chunk boundary sits at
-    # the end of hotline's learning phase: the "after learning" window is the same steps for all.
-    trainers, build = {}, {}
-    for mode in modes:
-        t_build = time.perf_counter()
-        if mode == "torchrec":
-            from hotline.host.torchrec_peer import TorchRecPeer
-            trainers[mode] = TorchRecPeer(cfg, ds.table_sizes, ds.num_dense, total_steps=cfg.steps)
-        else:
-            trainers[mode] = make_trainer(mode, cfg, ds.table_sizes, ds.num_dense, total_steps=cfg.steps)
-        build[mode] = time.perf_counter() - t_build
-    bounds = sorted({0, cfg.steps, min(learn, cfg.steps), *range(0, cfg.steps, args.chunk)})
-    at_learn = {}
-    for a, b in zip(bounds, bounds[1:]):
-        if a == learn:
-            at_learn = {m: mark(tr) for m, tr in trainers.items()}
-        for mode, tr in trainers.items():
-            tr.train(train, b - a)
-
+    # The trainers of a group live side by side and train in alternating chunks of steps, so
+    # that a machine shared with other jobs loads them alike (timings of one mode after the
+    # other were seen to differ by 1.5x from load changes alone); groups run one after the other
+    # so that at most three sets of host tables are resident (five at once, 11 GB, slowed the
+    # random row accesses of every mode on the 24 GB machine, the golden gather's 10x).  One
+    # chunk boundary sits at the end of hotline's learning phase: the "after learning" window is
+    # the same steps for all.
     results, curves, events, bt = {}, {}, None, {}
-    for mode, tr in trainers.items():
-        s = tr.summary()
-        bt[mode] = {"whole_run": window(tr), "after_learning": window(tr, at_learn.get(mode))}
-        s["windows"] = bt[mode]
-        s.update(tr.evaluate(test))
-        s["build_seconds"] = round(build[mode], 2)
-        curves[mode] = list(tr.losses)
-        if mode == "hotline":
-            events = list(tr.timers.events)
-            hot_busy = {k: v for k, v in tr.acc.busy.items() if k in ("classify", "gather", "scatter")}
-            hot_cpu = {k: v for k, v in tr.acc.cpu.items() if k in ("classify", "gather", "scatter")}
-            s["golden_wall_s"] = {k: round(v, 4) for k, v in hot_busy.items()}
-            s["golden_cpu_s"] = {k: round(v, 4) for k, v in hot_cpu.items()}
-            # wall time inside the calls, on any thread (worker-thread calls overlap compute and
-            # are stretched by waiting for a core: an upper bound)
-            s["golden_wall_share_hot_phase"] = round(sum(hot_busy.values()) / max(tr.hot_phase_seconds, 1e-9), 4)
-            # CPU time of the calls: the work itself
-            s["golden_share_hot_phase"] = round(sum(hot_cpu.values()) / max(tr.hot_phase_seconds, 1e-9), 4)
-            # what the main thread itself waits for: classification and any gather not hidden
-            exposed = tr.timers.totals.get("classify", 0) + tr.timers.totals.get("wait_gather", 0)
-            s["golden_exposed_share_hot_phase"] = round(exposed / max(tr.hot_phase_seconds, 1e-9), 4)
-            s["hw_config"] = {"counter.log2_counters": tr.hw_cfg.counter.log2_counters,
-                              "reorder.hotmap_log2_buckets": tr.hw_cfg.reorder.hotmap_log2_buckets,
-                              "reorder.max_batch_keys": tr.hw_cfg.reorder.max_batch_keys}
-        if hasattr(tr, "close"):
-            tr.close()
-        results[mode] = s
-        emit({"bench": "train", "what": "mode", **{k: v for k, v in s.items() if k != "bytes"}}, records)
-    del trainers
-    gc.collect()
+    for gi, group in enumerate(groups):
+        trainers, build = {}, {}
+        for mode in group:
+            t_build = time.perf_counter()
+            if mode == "torchrec":
+                from hotline.host.torchrec_peer import TorchRecPeer
+                trainers[mode] = TorchRecPeer(cfg, ds.table_sizes, ds.num_dense, total_steps=cfg.steps)
+            else:
+                trainers[mode] = make_trainer(mode, cfg, ds.table_sizes, ds.num_dense, total_steps=cfg.steps)
+            build[mode] = time.perf_counter() - t_build
+        bounds = sorted({0, cfg.steps, min(learn, cfg.steps), *range(0, cfg.steps, args.chunk)})
+        at_learn = {}
+        for a, b in zip(bounds, bounds[1:]):
+            if a == learn:
+                at_learn = {m: mark(tr) for m, tr in trainers.items()}
+            for mode, tr in trainers.items():
+                tr.train(train, b - a)
+
+        group_results = {}
+        for mode, tr in trainers.items():
+            s = tr.summary()
+            key = mode if mode not in results else f"{mode}@group{gi}"   # a repeat: the group's reference
+            s["group"] = gi
+            s["windows"] = {"whole_run": window(tr), "after_learning": window(tr, at_learn.get(mode))}
+            s.update(tr.evaluate(test))
+            s["build_seconds"] = round(build[mode], 2)
+            if key == mode:
+                bt[mode] = s["windows"]
+                curves[mode] = list(tr.losses)
+            if mode == "hotline":
+                events = list(tr.timers.events)
+                hot_busy = {k: v for k, v in tr.acc.busy.items() if k in ("classify", "gather", "scatter")}
+                hot_cpu = {k: v for k, v in tr.acc.cpu.items() if k in ("classify", "gather", "scatter")}
+                s["golden_wall_s"] = {k: round(v, 4) for k, v in hot_busy.items()}
+                s["golden_cpu_s"] = {k: round(v, 4) for k, v in hot_cpu.items()}
+                # wall time inside the calls, on any thread (worker-thread calls overlap compute and
+                # are stretched by waiting for a core: an upper bound)
+                s["golden_wall_share_hot_phase"] = round(sum(hot_busy.values()) / max(tr.hot_phase_seconds, 1e-9), 4)
+                # CPU time of the calls: the work itself
+                s["golden_share_hot_phase"] = round(sum(hot_cpu.values()) / max(tr.hot_phase_seconds, 1e-9), 4)
+                # what the main thread itself waits for: classification and any gather not hidden
+                exposed = tr.timers.totals.get("classify", 0) + tr.timers.totals.get("wait_gather", 0)
+                s["golden_exposed_share_hot_phase"] = round(exposed / max(tr.hot_phase_seconds, 1e-9), 4)
+                s["hw_config"] = {"counter.log2_counters": tr.hw_cfg.counter.log2_counters,
+                                  "reorder.hotmap_log2_buckets": tr.hw_cfg.reorder.hotmap_log2_buckets,
+                                  "reorder.max_batch_keys": tr.hw_cfg.reorder.max_batch_keys}
+            if hasattr(tr, "close"):
+                tr.close()
+            group_results[key] = s
+        ref = next((v for k, v in group_results.items() if k.split("@")[0] == "hybrid"), None)
+        for key, s in group_results.items():
+            if ref is not None:     # speed against the hybrid that trained beside it, under the same load
+                s["speed_vs_hybrid_in_group"] = round(s["samples_per_s"] / ref["samples_per_s"], 3)
+                s["speed_vs_hybrid_in_group_after_learning"] = round(
+                    s["windows"]["after_learning"]["samples_per_s"]
+                    / ref["windows"]["after_learning"]["samples_per_s"], 3)
+            results[key] = s
+            emit({"bench": "train", "what": "mode", **{k: v for k, v in s.items() if k != "bytes"}}, records)
+        del trainers, group_results, ref
+        gc.collect()
 
     ho = results["hotline"]
     gains = {w: gain(bt, w) for w in ("whole_run", "after_learning")}
@@ -203,8 +239,13 @@ def main(argv=None) -> int:
         # hybrid / hotline after learning without the one-time load (the figure quoted before)
         "h2d_bytes_ratio_steady": round(steady, 3),
         "h2d_bytes_ratio_steady_vs_goal": round(steady / BYTES_GOAL, 3),
+        "groups": groups,
         "samples_per_s": {m: results[m]["samples_per_s"] for m in results},
-        "samples_per_s_after_learning": {m: bt[m]["after_learning"]["samples_per_s"] for m in bt},
+        "samples_per_s_after_learning": {m: results[m]["windows"]["after_learning"]["samples_per_s"]
+                                         for m in results},
+        "speed_vs_hybrid_in_group": {m: results[m].get("speed_vs_hybrid_in_group") for m in results},
+        "speed_vs_hybrid_in_group_after_learning": {
+            m: results[m].get("speed_vs_hybrid_in_group_after_learning") for m in results},
         "test_log_loss": {m: results[m]["test_log_loss"] for m in results},
         "test_auc": {m: results[m]["test_auc"] for m in results},
         "popular_fraction": ho["popular_fraction"], "hot_lookup_fraction": ho["hot_lookup_fraction"],
@@ -234,7 +275,7 @@ def plot(results, bt, curves, summary, path) -> None:
     from hotline.host.plots import draw_time_bars
 
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
-    modes = list(results)
+    modes = list(bt)
     # bytes per sample, by kind, both windows
     ax = axes[0][0]
     x, ticks = 0, []
@@ -257,19 +298,26 @@ def plot(results, bt, curves, summary, path) -> None:
                   rotation=40, fontsize=7, ha="right")
     g = summary["gain"]["whole_run"]["all_bytes"]
     ax.set_ylabel("bytes host -> device per sample")
-    ax.set_title(f"whole run (left), after learning (right, hatched): hotline {g['hotline_gain_over_hybrid']:.1f}x "
-                 f"fewer than hybrid = {g['split']['dedup']:.2f} dedup x {g['split']['hot_rows_on_device']:.2f} "
-                 f"hot rows x {g['split']['hot_table_load']:.2f} load", fontsize=8)
+    ax.set_title(f"whole run (left), after learning (right, hatched)\nwhole run: hotline "
+                 f"{g['hotline_gain_over_hybrid']:.1f}x fewer than hybrid = {g['split']['dedup']:.2f} de-dup "
+                 f"x {g['split']['hot_rows_on_device']:.2f} hot rows x {g['split']['hot_table_load']:.2f} "
+                 f"hot-table load", fontsize=8)
     ax.legend(fontsize=7)
     # samples/s
     ax = axes[0][1]
-    sps = [results[m]["samples_per_s"] for m in modes]
-    ax.bar(range(len(modes)), sps, color=["#7f7f7f", "#bcbd22", "#17becf", "#2ca02c", "#d62728"][:len(modes)])
-    for i, v in enumerate(sps):
-        ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom")
-    ax.set_xticks(range(len(modes)), modes)
+    every = list(results)
+    colors = {"hybrid": "#7f7f7f", "hybrid-dedup": "#bcbd22", "device": "#17becf", "hotline": "#2ca02c",
+              "torchrec": "#d62728"}
+    sps = [results[m]["samples_per_s"] for m in every]
+    ax.bar(range(len(every)), sps, color=[colors.get(m.split("@")[0], "#333333") for m in every])
+    for i, m in enumerate(every):
+        rel = results[m].get("speed_vs_hybrid_in_group")
+        ax.text(i, sps[i], f"{sps[i]:,.0f}" + (f"\n{rel:.2f}x" if rel is not None else ""), ha="center",
+                va="bottom", fontsize=8)
+    ax.set_xticks(range(len(every)), [m.replace("@", "\n") for m in every], fontsize=8)
     ax.set_ylabel("samples/s (whole run)")
-    ax.set_title(f"throughput on {summary['device_name'][:60]}", fontsize=9)
+    ax.set_title(f"throughput on {summary['device_name'][:50]}\n"
+                 f"(Nx: against the hybrid trained beside it, in the same group)", fontsize=8)
     # time breakdown per step
     draw_time_bars(axes[1][0], results,
                    f"time per step; golden model share {summary['golden_share']:.1%} "
