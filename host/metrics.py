@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["roc_auc", "log_loss", "Timers", "ByteCounter"]
+__all__ = ["roc_auc", "log_loss", "Timers", "ByteCounter", "mark", "window", "hotline_gain",
+           "interval_overlap"]
 
 
 def _check_pair(labels, scores):
@@ -79,29 +80,35 @@ class Timers:
     Parameters
     ----------
     sync : callable, optional
-        Called at the start and end of every timed block (e.g. to wait for the
-        CUDA stream so device work is charged to the right phase).
+        Called at the start and end of every timed main-lane block (e.g. to
+        wait for the CUDA stream so device work is charged to the right phase).
+    sync_always : bool
+        Sync in every block (True) or only while :attr:`record` is on (False:
+        the timeline steps stay exact, the other steps run unsynchronised and
+        their phase totals are host-side times).
     """
 
-    def __init__(self, sync=None):
+    def __init__(self, sync=None, sync_always: bool = True):
         self.totals = defaultdict(float)
         self.counts = defaultdict(int)
         self.events = []
         self.record = False
         self.step = 0
         self.sync = sync
+        self.sync_always = bool(sync_always)
         self.origin = time.perf_counter()
         self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, name: str, lane: str = "main"):
-        if self.sync is not None and lane == "main":
+        sync = self.sync is not None and lane == "main" and (self.sync_always or self.record)
+        if sync:
             self.sync()
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            if self.sync is not None and lane == "main":
+            if sync:
                 self.sync()
             t1 = time.perf_counter()
             with self._lock:
@@ -162,3 +169,103 @@ class ByteCounter:
 
     def snapshot(self) -> dict:
         return {"h2d": dict(self.h2d), "d2h": dict(self.d2h)}
+
+
+# -- windows of a run (benchmarks) -------------------------------------------------------------
+
+
+def mark(trainer) -> dict:
+    """Where a window of steps starts: the trainer's bytes, samples and training seconds."""
+    return {"bytes": trainer.bytes.snapshot(), "samples": trainer.samples_trained,
+            "seconds": trainer.train_seconds}
+
+
+def window(trainer, since: dict | None = None) -> dict:
+    """Bytes per sample by kind and samples/s from ``since`` (a :func:`mark`; the run's start
+    when ``None``) to now.  ``h2d_bytes_per_sample`` counts everything, the one-time
+    hot-table load (``hot_load``) included; ``d2h`` everything back."""
+    now = mark(trainer)
+    since = since or {"bytes": {"h2d": {}, "d2h": {}}, "samples": 0, "seconds": 0.0}
+
+    def d(direction, kind=None):
+        a, b = now["bytes"][direction], since["bytes"][direction]
+        if kind is None:
+            return sum(a.values()) - sum(b.values())
+        return a.get(kind, 0) - b.get(kind, 0)
+
+    n = now["samples"] - since["samples"]
+    secs = now["seconds"] - since["seconds"]
+
+    def per(v):
+        return round(v / max(1, n), 2)
+
+    return {"samples": n, "seconds": round(secs, 4),
+            "samples_per_s": round(n / max(secs, 1e-12), 2),
+            "h2d_bytes_per_sample": per(d("h2d")),
+            "h2d_row_bytes_per_sample": per(d("h2d", "rows")),
+            "h2d_hot_load_bytes_per_sample": per(d("h2d", "hot_load")),
+            "h2d_input_bytes_per_sample": per(d("h2d", "inputs")),
+            "d2h_bytes_per_sample": per(d("d2h")),
+            "h2d_bytes": d("h2d"), "h2d_hot_load_bytes": d("h2d", "hot_load")}
+
+
+def hotline_gain(hybrid: dict, dedup: dict, hotline: dict) -> dict:
+    """Hotline's host -> device gain over both hybrids in one window, split into its causes.
+
+    Parameters
+    ----------
+    hybrid, dedup, hotline : dict
+        :func:`window` of ``hybrid``, ``hybrid-dedup`` and ``hotline`` over the same steps.
+
+    Returns
+    -------
+    dict
+        For ``all_bytes`` and ``row_bytes`` (embedding rows, the hot-table load
+        counted as rows): the bytes per sample, the gains over each hybrid and
+        ``split``, with ``hybrid / hotline = dedup * hot_rows_on_device * hot_table_load``:
+        ``dedup = hybrid / hybrid-dedup``, ``hot_rows_on_device = hybrid-dedup / hotline
+        without the hot-table load``, ``hot_table_load = hotline without / with the load``
+        (at most 1: the one-time load amortised over the window).
+    """
+    out = {}
+    load = hotline["h2d_hot_load_bytes_per_sample"]
+    for what, key in (("all_bytes", "h2d_bytes_per_sample"), ("row_bytes", "h2d_row_bytes_per_sample")):
+        h, d = hybrid[key], dedup[key]
+        o_incl = hotline[key] + (load if what == "row_bytes" else 0)
+        o_excl = o_incl - load
+        out[what] = {
+            "hybrid_per_sample": h, "hybrid_dedup_per_sample": d,
+            "hotline_per_sample_without_hot_load": round(o_excl, 2),
+            "hotline_per_sample_with_hot_load": round(o_incl, 2),
+            "hotline_gain_over_hybrid": round(h / max(o_incl, 1e-12), 3),
+            "hotline_gain_over_hybrid_dedup": round(d / max(o_incl, 1e-12), 3),
+            "split": {"dedup": round(h / max(d, 1e-12), 3),
+                      "hot_rows_on_device": round(d / max(o_excl, 1e-12), 3),
+                      "hot_table_load": round(o_excl / max(o_incl, 1e-12), 3)},
+        }
+    return out
+
+
+def interval_overlap(a, b) -> float:
+    """Total length of the intersection of two sets of ``(start, end)`` intervals
+    (each set's own intervals may overlap; they are merged first)."""
+    def merged(iv):
+        out = []
+        for s, e in sorted((float(s), float(e)) for s, e in iv if e > s):
+            if out and s <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], e)
+            else:
+                out.append([s, e])
+        return out
+    x, y = merged(a), merged(b)
+    i = j = 0
+    total = 0.0
+    while i < len(x) and j < len(y):
+        lo, hi = max(x[i][0], y[j][0]), min(x[i][1], y[j][1])
+        if hi > lo:
+            total += hi - lo
+        if x[i][1] < y[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total

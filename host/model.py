@@ -18,7 +18,7 @@ from torch import nn
 
 from .train_config import TrainConfig
 
-__all__ = ["MLP", "DLRM", "dot_interaction", "init_embedding_", "build_model"]
+__all__ = ["MLP", "DLRM", "dot_interaction", "init_embedding_", "init_table_", "build_model"]
 
 
 class MLP(nn.Sequential):
@@ -151,11 +151,20 @@ def init_embedding_(flat: torch.Tensor, table_sizes, dim: int, seed: int,
     with torch.no_grad():
         for t, n in enumerate(table_sizes):
             n = int(n)
-            a = math.sqrt(1.0 / n)
-            gen = torch.Generator().manual_seed((seed * 1_000_003 + 7919 * (t + 1)) % (2**63))
-            block = torch.empty((n, dim), dtype=flat.dtype)
-            block.uniform_(-a, a, generator=gen)
-            flat[off:off + n, :dim].copy_(block)
+            init_table_(flat[off:off + n, :dim], t, seed)
             off += n
         if flat.shape[1] > dim:
             flat[:, dim:].fill_(state_init)
+
+
+def init_table_(rows: torch.Tensor, t: int, seed: int) -> None:
+    """Fill table ``t``'s rows ``[n_t, dim]`` with DLRM's initialisation, in place: uniform in
+    ``[-sqrt(1/n_t), sqrt(1/n_t)]`` from the generator ``(seed, t)``, the values
+    :func:`init_embedding_` gives that table (a peer that keeps each table apart uses it)."""
+    n = int(rows.shape[0])
+    a = math.sqrt(1.0 / n)
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + 7919 * (t + 1)) % (2**63))
+    block = torch.empty(tuple(rows.shape), dtype=rows.dtype)
+    with torch.no_grad():
+        block.uniform_(-a, a, generator=gen)
+        rows.copy_(block)

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("auto", "criteo", "avazu"), default="auto",
                         help="format of --data (default: detected from the first line)")
     parser.add_argument("--mode", choices=MODES, default=None,
-                        help="hybrid, device, hotline, compare (hybrid and hotline, the default) "
-                             "or all (the three)")
+                        help="hybrid, hybrid-dedup, device, hotline, compare (hybrid and hotline, "
+                             "the default) or all (the four)")
     parser.add_argument("--backend", default="golden",
                         help="accelerator driver backend (only 'golden' is built so far)")
     parser.add_argument("-c", "--config", metavar="HW_YAML",

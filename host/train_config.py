@@ -31,8 +31,8 @@ from ..config import ConfigError, _check_int, parse_yaml
 
 __all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "DEVICES", "DTYPES", "parse_bytes"]
 
-#: Trainer modes.  ``compare`` runs hybrid then hotline; ``all`` adds device.
-MODES = ("hybrid", "device", "hotline", "compare", "all")
+#: Trainer modes.  ``compare`` runs hybrid then hotline; ``all`` adds hybrid-dedup and device.
+MODES = ("hybrid", "hybrid-dedup", "device", "hotline", "compare", "all")
 OPTIMIZERS = ("sgd", "adagrad")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
@@ -116,13 +116,13 @@ class TrainConfig:
     adagrad_eps, adagrad_init : float
         Adagrad's epsilon and initial accumulator value.
     mode : str
-        ``hybrid``, ``device``, ``hotline``, ``compare`` (hybrid and hotline)
-        or ``all`` (the three).
+        ``hybrid``, ``hybrid-dedup``, ``device``, ``hotline``, ``compare``
+        (hybrid and hotline) or ``all`` (the four).
     steps : int
         Training steps (mini-batches); 0 means one pass over the training split.
     learn_fraction : float
         Share of the steps spent learning popularity (at least one step) in
-        ``hotline`` mode; those steps train like ``hybrid``.
+        ``hotline`` mode; those steps train like ``hybrid-dedup``.
     hot_budget_bytes : int
         Device bytes for hot rows (each costs ``dim`` values plus the row's
         optimizer state); 256 MiB holds about 4 M Criteo rows.
@@ -147,6 +147,11 @@ class TrainConfig:
         Skew of the synthetic keys.
     timeline_steps : int
         How many of the last steps keep a per-phase timeline (for the plot).
+    sync_timers : bool
+        On CUDA, wait for the device at every phase boundary of every step, so
+        device time is charged to its phase (True); False syncs only in the
+        timeline steps: the other steps run as they would untimed (their
+        phase totals are then host-side times; samples/s is exact either way).
     """
 
     embedding_dim: int = 16
@@ -172,6 +177,7 @@ class TrainConfig:
     synthetic_table_scale: float = 1.0
     zipf_exponent: float = 1.05
     timeline_steps: int = 4
+    sync_timers: bool = True
 
     def __post_init__(self):
         # YAML gives lists: store tuples so the config stays hashable and frozen.
@@ -211,6 +217,8 @@ class TrainConfig:
         _float("synthetic_table_scale", self.synthetic_table_scale, 0, 1, lo_open=True)
         _float("zipf_exponent", self.zipf_exponent, 0, lo_open=True)
         _int("timeline_steps", self.timeline_steps, 0, 1000)
+        if not isinstance(self.sync_timers, bool):
+            raise TypeError(f"train.sync_timers must be true or false, not {self.sync_timers!r}")
 
     # -- derived sizes --------------------------------------------------------
 
@@ -239,7 +247,7 @@ class TrainConfig:
         if self.mode == "compare":
             return ("hybrid", "hotline")
         if self.mode == "all":
-            return ("hybrid", "device", "hotline")
+            return ("hybrid", "hybrid-dedup", "device", "hotline")
         return (self.mode,)
 
     # -- presets ---------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""The three training modes on the same data, seed and model initialisation.
+"""The training modes on the same data, seed and model initialisation.
 
-``hybrid`` (the baseline)
+``hybrid`` (the baseline, as the reference DLRM does it)
     Tables in host memory.  Every step looks up the batch's rows on the host
-    and copies the looked-up rows ``[B, T, D]`` to the compute device, where
-    the MLPs run; the gradients of the batch's unique rows come back and the
-    host applies the sparse update.
+    and copies the looked-up rows ``[B, T, D]`` (one per lookup) to the
+    compute device, where the MLPs run; the gradients of the batch's unique
+    rows come back and the host applies the sparse update.
+``hybrid-dedup`` (the de-duplicating baseline)
+    As ``hybrid``, but the host copies only the batch's unique rows
+    ``[U, D]`` plus the inverse index ``[B, T]``, and the device expands
+    them: what any hybrid can do without an accelerator.
 ``device``
     Everything on the compute device (the upper bound when the tables fit).
 ``hotline``
     Learns popularity over the first steps (``learn_fraction``; those steps
-    train like ``hybrid``) through the accelerator driver, picks the hot set
+    train like ``hybrid-dedup``) through the accelerator driver, picks the hot set
     for ``hot_budget_bytes``, keeps the hot rows on the device in one hot
     table indexed by slot, and then for each mini-batch: classify; start the
     gather of the non-popular micro-batch's cold rows on the DMA worker (a
@@ -54,7 +58,7 @@ from .model import build_model
 from .optim import make_optimizers
 from .train_config import TrainConfig
 
-__all__ = ["Trainer", "HybridTrainer", "DeviceTrainer", "HotlineTrainer", "make_trainer",
+__all__ = ["Trainer", "HybridTrainer", "HybridDedupTrainer", "DeviceTrainer", "HotlineTrainer", "make_trainer",
            "learn_steps_for", "narrow_index", "rows_at", "hw_config_for", "TRAINERS"]
 
 
@@ -188,7 +192,8 @@ class Trainer:
         self.bytes = ByteCounter()
         cuda = self.device.type == "cuda"
         self.timers = Timers(sync=(lambda: torch.cuda.current_stream(self.device).synchronize())
-                             if cuda else None)
+                             if cuda else None, sync_always=cfg.sync_timers)
+        self._stage_h = None          # pinned staging buffer of the hybrid steps (CUDA)
         self.step = 0
         self.losses = []
         self.step_seconds = []
@@ -201,6 +206,17 @@ class Trainer:
         return StackedTables(self.table_sizes, self.cfg.embedding_dim, self.sparse_opt.state_columns,
                              self.dtype, self.cfg.seed, self.cfg.adagrad_init, device=device,
                              pin=self.device.type == "cuda" and torch.device(device).type == "cpu")
+
+    def _pinned(self, *shape) -> torch.Tensor | None:
+        """A reused pinned host buffer of ``shape`` on CUDA (``None`` on CPU).  Reusing it in
+        the next step is safe: every step ends by reading its loss on the host, which waits for
+        the current stream and so for the copy out of the buffer."""
+        if self.device.type != "cuda":
+            return None
+        n = math.prod(shape)
+        if self._stage_h is None or self._stage_h.numel() < n:
+            self._stage_h = torch.empty(max(n, 1), dtype=self.dtype, pin_memory=True)
+        return self._stage_h[:n].view(*shape)
 
     def _to_device(self, array, kind: str, dtype=None) -> torch.Tensor:
         """Copy a host array to the compute device, counting its bytes as ``kind``."""
@@ -265,8 +281,13 @@ class Trainer:
             self.samples_trained += b
             if progress is not None:
                 progress(self, loss)
-        self.finish()
+        self.settle()
         self.train_seconds += time.perf_counter() - t_start
+
+    def settle(self) -> None:
+        """Complete the outstanding work of the steps trained (end of :meth:`train`); rows may
+        still live apart from the host tables (hotline's hot table) until :meth:`finish`."""
+        self.finish()
 
     def finish(self) -> None:
         """Complete outstanding work so that the parameters are all in place."""
@@ -373,9 +394,18 @@ class Trainer:
 
 
 class HybridTrainer(Trainer):
-    """Tables in host memory, looked-up rows copied to the device every step (the baseline)."""
+    """Tables in host memory, looked-up rows copied to the device every step (the baseline).
+
+    As the reference DLRM does it: the host looks up one row per (sample,
+    table) and ships ``[B, T, D]`` to the device; the device reduces the
+    rows' gradients to the batch's unique rows (with the inverse index it is
+    sent), which come back for the host's sparse update.
+    """
 
     mode = "hybrid"
+    #: Ship the unique rows ``[U, D]`` plus the inverse index instead of ``[B, T, D]``
+    #: (:class:`HybridDedupTrainer`; also the learning steps of :class:`HotlineTrainer`).
+    dedup = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -391,16 +421,32 @@ class HybridTrainer(Trainer):
             inv = inv.reshape(gid.shape)
             uniq_t = torch.from_numpy(uniq)
             rows = self.host.flat.index_select(0, uniq_t)               # [U, W] with state
-            looked = rows[:, :d][torch.from_numpy(inv[lo:hi])]          # [Bl, T, D]: the lookups
+            # on CUDA the rows to copy are written straight into a pinned buffer
+            if self.dedup:                                              # [U, D]: the unique rows
+                stage = self._pinned(uniq.size, d)
+                looked = rows[:, :d].contiguous() if stage is None else stage.copy_(rows[:, :d])
+            else:                                                       # [Bl, T, D]: the lookups
+                sel = torch.from_numpy(inv[lo:hi].reshape(-1))
+                stage = self._pinned(sel.numel(), d)
+                looked = torch.index_select(rows[:, :d], 0, sel, out=stage) if stage is not None \
+                    else torch.index_select(rows[:, :d], 0, sel)
+                looked = looked.view(hi - lo, inv.shape[1], d)
         with self.timers("h2d"):
             emb = self._to_device(looked, "rows")
             inv_dev = self._to_device(narrow_index(inv[lo:hi], uniq.size), "inputs").long()
             dense, labels = self._inputs(batch, lo, hi)
         with self.timers("compute"):
-            emb.requires_grad_(True)
-            loss = self._loss_backward(dense, labels, emb, b)
-            grad = torch.zeros((uniq.size, d), dtype=self.dtype, device=self.device)
-            grad.index_add_(0, inv_dev.reshape(-1), emb.grad.reshape(-1, d))
+            if self.dedup:
+                # the device expands the unique rows; index_select's backward is the same
+                # index_add_ over the same inverse index as the hybrid step's reduction
+                leaf = (emb.clone() if emb.data_ptr() == looked.data_ptr() else emb).requires_grad_(True)
+                loss = self._loss_backward(dense, labels, rows_at(leaf, inv_dev), b)
+                grad = self._row_grad(leaf)
+            else:
+                emb.requires_grad_(True)
+                loss = self._loss_backward(dense, labels, emb, b)
+                grad = torch.zeros((uniq.size, d), dtype=self.dtype, device=self.device)
+                grad.index_add_(0, inv_dev.reshape(-1), emb.grad.reshape(-1, d))
             self._reduce_and_step([grad])
         with self.timers("d2h"):
             grad = grad.cpu()
@@ -424,6 +470,19 @@ class HybridTrainer(Trainer):
         if flat.shape != self.host.flat.shape:
             raise ValueError(f"checkpoint tables {list(flat.shape)} != {list(self.host.flat.shape)}")
         self.host.flat.copy_(flat)
+
+
+class HybridDedupTrainer(HybridTrainer):
+    """A de-duplicating hybrid: tables in host memory, the batch's unique rows ``[U, D]``
+    and the inverse index ``[B, T]`` copied to the device, which expands them.
+
+    What any hybrid can do without an accelerator; the same maths as
+    :class:`HybridTrainer` (the parity tests hold it to the same parameters).
+    Data parallel: every rank receives the global mini-batch's unique rows.
+    """
+
+    mode = "hybrid-dedup"
+    dedup = True
 
 
 class DeviceTrainer(Trainer):
@@ -491,6 +550,7 @@ class HotlineTrainer(HybridTrainer):
     """
 
     mode = "hotline"
+    dedup = True     # the learning steps (and overflowing batches) ship unique rows
 
     def __init__(self, cfg, table_sizes, num_dense, *, total_steps, dist=None, hw_cfg=None,
                  backend: str = "golden"):
@@ -510,6 +570,7 @@ class HotlineTrainer(HybridTrainer):
         self._pending_scatter = None
         self._hazard_wait = True      # tests switch it off to show the hazard test can fail
         self.popular_samples = 0
+        self.hot_lookups = 0          # (sample, table) lookups the hot table served
         self.hot_phase_samples = 0
         self.hot_phase_seconds = 0.0
         self.overflow_batches = 0
@@ -587,6 +648,11 @@ class HotlineTrainer(HybridTrainer):
         if self._pending_scatter is not None:
             self._pending_scatter.result()
             self._pending_scatter = None
+
+    def settle(self) -> None:
+        # the hot table stays on the device: a training run in chunks pays no hot write-back
+        # per chunk (every reader of the host tables calls finish() first)
+        self._drain()
 
     def finish(self) -> None:
         self._drain()
@@ -687,6 +753,7 @@ class HotlineTrainer(HybridTrainer):
             self.bytes.to_host("rows", out.numel() * out.element_size())
             self._pending_scatter = self._scatter_q.submit(self._scatter_job, cold, out, ready)
         self.popular_samples += int(popular.size)
+        self.hot_lookups += int(hot.sum())
         return self.dist.sum_scalar(loss.item(), self.device) / b
 
     # -- state ---------------------------------------------------------------------------------------
@@ -698,6 +765,7 @@ class HotlineTrainer(HybridTrainer):
         state.update({"hw_cfg": self.hw_cfg.to_dict(), "accelerator": self.acc.state_dict(),
                       "hot_phase": self.hot_phase, "hot_keys": self.hot_keys.copy(),
                       "candidates": cands, "popular_samples": self.popular_samples,
+                      "hot_lookups": self.hot_lookups,
                       "hot_phase_samples": self.hot_phase_samples,
                       "hot_phase_seconds": self.hot_phase_seconds,
                       "overflow_batches": self.overflow_batches,
@@ -715,6 +783,7 @@ class HotlineTrainer(HybridTrainer):
         cands = np.asarray(state["candidates"], dtype=np.uint64)
         self._candidates = [cands] if cands.size else []
         self.popular_samples = int(state["popular_samples"])
+        self.hot_lookups = int(state.get("hot_lookups", 0))
         self.hot_phase_samples = int(state["hot_phase_samples"])
         self.hot_phase_seconds = float(state["hot_phase_seconds"])
         self.overflow_batches = int(state["overflow_batches"])
@@ -735,6 +804,8 @@ class HotlineTrainer(HybridTrainer):
             "hot_budget_bytes": self.cfg.hot_budget_bytes,
             "hot_phase_samples": self.hot_phase_samples,
             "popular_fraction": round(self.popular_samples / n, 4) if self.hot_phase_samples else None,
+            "hot_lookup_fraction": (round(self.hot_lookups / (n * len(self.table_sizes)), 4)
+                                    if self.hot_phase_samples else None),
             "overflow_batches": self.overflow_batches,
             "accelerator_busy_s": {k: round(v, 6) for k, v in self.acc.busy.items()},
             "accelerator_cpu_s": {k: round(v, 6) for k, v in self.acc.cpu.items()},
@@ -753,13 +824,14 @@ class HotlineTrainer(HybridTrainer):
         return s
 
 
-TRAINERS = {"hybrid": HybridTrainer, "device": DeviceTrainer, "hotline": HotlineTrainer}
+TRAINERS = {"hybrid": HybridTrainer, "hybrid-dedup": HybridDedupTrainer, "device": DeviceTrainer,
+            "hotline": HotlineTrainer}
 
 
 def make_trainer(mode: str, cfg: TrainConfig, table_sizes, num_dense: int, *, total_steps: int,
                  dist: DistContext | None = None, hw_cfg: HotlineConfig | None = None,
                  backend: str = "golden") -> Trainer:
-    """The trainer of one mode (``hybrid``, ``device`` or ``hotline``)."""
+    """The trainer of one mode (``hybrid``, ``hybrid-dedup``, ``device`` or ``hotline``)."""
     if mode not in TRAINERS:
         raise ValueError(f"mode must be one of {', '.join(TRAINERS)}, not {mode!r}")
     if mode == "hotline":

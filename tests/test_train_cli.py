@@ -64,7 +64,7 @@ def test_real_criteo_file(tmp_path, tiny):
                              "--no-progress", "--no-plots"))
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["results"]) == {"hybrid", "device", "hotline"}
+    assert set(m["results"]) == {"hybrid", "hybrid-dedup", "device", "hotline"}
     assert m["data"]["train_samples"] == 180 and m["data"]["num_dense"] == 13
 
 

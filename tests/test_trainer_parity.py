@@ -1,4 +1,4 @@
-"""The three trainer modes reach the same parameters (float64, 50 steps).
+"""The trainer modes reach the same parameters (float64, 50 steps).
 
 ``hotline`` splits every mini-batch into a popular and a non-popular
 micro-batch, keeps hot rows on the device and gathers / scatters cold rows on
@@ -133,6 +133,23 @@ def test_device_equals_hybrid(optimizer):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+def test_hybrid_dedup_equals_hybrid(optimizer):
+    """Unique rows plus the inverse index, expanded on the device: the same parameters."""
+    ds = repetitive_dataset()
+    cfg = tiny_cfg(optimizer=optimizer)
+    dd, dedup = train("hybrid-dedup", cfg, ds)
+    hy, hyb = train("hybrid", cfg, ds)
+    assert_same(dedup, hyb, f"hybrid-dedup vs hybrid ({optimizer})")
+    # it ships fewer row bytes (the repetitive data repeats rows within a batch) ...
+    a, b = dd.summary(), hy.summary()
+    assert a["h2d_row_bytes_per_sample"] < 0.5 * b["h2d_row_bytes_per_sample"], (a, b)
+    # ... exactly the unique rows: [B, T, D] for hybrid, at most [B*T, D] for dedup
+    assert b["h2d_row_bytes_per_sample"] == 4 * cfg.embedding_dim * 8
+    # and the same gradient bytes back
+    assert a["d2h_bytes_per_sample"] == b["d2h_bytes_per_sample"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
 def test_hotline_equals_hybrid_real_criteo(optimizer):
     ds = criteo_dataset()
     assert len(ds) == 200
@@ -144,6 +161,8 @@ def test_hotline_equals_hybrid_real_criteo(optimizer):
     assert_same(hot, hyb, f"hotline vs hybrid on real Criteo rows ({optimizer})")
     _, dev = train("device", cfg, ds)
     assert_same(dev, hyb, f"device vs hybrid on real Criteo rows ({optimizer})")
+    _, dedup = train("hybrid-dedup", cfg, ds)
+    assert_same(dedup, hyb, f"hybrid-dedup vs hybrid on real Criteo rows ({optimizer})")
 
 
 class SlowScatter(GoldenAccelerator):
