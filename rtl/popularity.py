@@ -4,10 +4,12 @@ The unit equals :class:`hotline.host.popularity.PopularityCounter` processing
 the same keys one at a time in stream order, whatever its parallelism.  It is
 built from ``banks`` independent shards (a key's bank is a hash of the key and
 the top bits of all its counter and heavy-hitter indices), each with its own
-input queue and a one-operation-per-cycle read-modify-write pipeline, so up to
-``banks`` keys are processed per cycle while each bank sees its keys in
-stream order.  See :class:`PopularityCounterArray` for the interface and the
-micro-architecture.
+single-write input queues and a one-operation-per-cycle read-modify-write
+pipeline with exact forwarding, so up to ``banks`` keys are processed per cycle
+while each bank sees its keys in stream order.  Every memory has one write and
+one read port (block RAM for the sketch rows and heavy-hitter sets, LUT RAM
+for the queues).  See :class:`PopularityCounterArray` for the interface and
+the micro-architecture.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from functools import reduce
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import HotlineConfig
 from .checks import require_config
 from ..hashing import counter_hashes
-from .multififo import MultiWriteFIFO
 
 __all__ = ["Op", "CounterLayouts", "CounterBank", "PopularityCounterArray"]
 
@@ -59,11 +61,18 @@ class CounterLayouts:
     entry : StructLayout
         One heavy-hitter way in memory: ``{valid: 1, key: key_bits, count: C}``.
     op : StructLayout
-        One bank-queue operation: ``{key, n, query, slot, lane}``; ``n`` is
-        the increment of an update (a run of ``n`` equal keys), ``slot`` and
-        ``lane`` say where a query's answer goes.
+        One bank-queue operation, hashed at dispatch: ``{key, rows, set, n,
+        query}``; ``rows[d]`` and ``set`` are the bank-local counter and
+        heavy-hitter set indices (the bank bits dropped), ``n`` the increment
+        of an update (a run of ``n`` equal keys).
+    hh_word : ArrayLayout
+        One heavy-hitter set in memory: ``hh_ways`` entries side by side.
+    qbeat : StructLayout
+        One QUERY beat awaiting its answers: ``{mask: W, bank: ArrayLayout(bank, W)}``.
     query_slots : int
         QUERY beats that may be in flight at once (``fifo_depth``).
+    row_bits, set_bits : int
+        Widths of a bank-local counter index and heavy-hitter set index.
     """
 
     def __init__(self, cfg: HotlineConfig):
@@ -86,13 +95,18 @@ class CounterLayouts:
             "last": 1,
         })
         self.entry = data.StructLayout({"valid": 1, "key": k.key_bits, "count": c.counter_bits})
+        self.row_bits = c.log2_counters - c.bank_bits
+        self.set_bits = c.hh_set_bits - c.bank_bits
         self.op = data.StructLayout({
             "key": k.key_bits,
+            "rows": data.ArrayLayout(self.row_bits, c.depth),
+            "set": self.set_bits,
             "n": range(c.lanes + 1),
             "query": 1,
-            "slot": range(self.query_slots),
-            "lane": range(c.lanes),
         })
+        self.hh_word = data.ArrayLayout(self.entry, c.hh_ways)
+        self.qbeat = data.StructLayout({"mask": c.lanes,
+                                        "bank": data.ArrayLayout(range(c.banks), c.lanes)})
         self._lanes = c.lanes
         self._key_bits = k.key_bits
         self._counter_bits = c.counter_bits
@@ -149,18 +163,53 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
-class CounterBank(Elaboratable):
-    """One shard of the counter array: input queue, D sketch rows, heavy-hitter sets.
+def _any(values):
+    return reduce(lambda a, b: a | b, values, Const(0))
 
-    The bank takes one operation per cycle from its queue.  Cycle t (issue):
-    hash the key, present the D row addresses and the set address to the
-    synchronous read ports (one memory per sketch row, one per heavy-hitter
-    way).  Cycle t+1 (execute): minimum ``m`` over the rows, estimate
-    ``e = min(m + n, 2**C - 1)`` (a query: ``m``), new counters (``+n``
-    saturating, or ``max(c, e)`` with ``conservative_update``), heavy-hitter
-    hit / admit / evict, write back.  An operation issued in cycle t+1 on the
-    same address reads the value being written through the transparent read
-    ports, so back-to-back operations on one key are exact without stalling.
+
+def _all(values):
+    return reduce(lambda a, b: a & b, values, Const(1))
+
+
+def _onehot_mux(sel, values, width):
+    """``values[i]`` where one-hot ``sel[i]`` is set (0 when none is)."""
+    return reduce(lambda a, b: a | b, [Mux(sel[i], v, 0) for i, v in enumerate(values)],
+                  Const(0, width))
+
+
+class CounterBank(Elaboratable):
+    """One shard of the counter array: input queues, D sketch rows, heavy-hitter sets.
+
+    The bank takes one operation per cycle, in stream order, from its W
+    per-lane queues: the ``order`` queue holds, per beat that sent this bank
+    anything, the mask of the lanes that did, and the bank takes those lanes'
+    queue heads lowest lane first.  Each operation carries its indices (hashed
+    at dispatch) through a five-stage pipeline:
+
+    * S: select the next lane from the head of ``order``; register its queue
+      head (stage R).
+    * R: present the D counter addresses to the sketch rows' read ports.
+    * E1: the counters arrive (transparent read: a write committed at the
+      same edge is seen); fold in the write of the operation now in E3
+      (registered as E2's counters).  Present the heavy-hitter set address.
+    * E2: fold in the write of the operation now in E3; minimum ``m`` over
+      the rows; estimate ``e = min(m + n, 2**C - 1)`` (a query: ``m``).
+      The heavy-hitter set arrives and is registered.
+    * E3: new counters (``+n`` saturating, or ``max(c, e)`` with
+      ``conservative_update``) are written; the heavy-hitter set (with the
+      set written by the previous operation forwarded when it is the same
+      set) is searched: hit / admit / evict, and written back.  A query's
+      estimate goes to its lane's answer queue.
+
+    Forwarding is exact because the counters only grow between clears: a
+    counter that an operation still in flight writes ends at ``max(c, e)``
+    (conservative) or ``min(c + n, 2**C - 1)`` (plain) of whatever was read,
+    so folding in that operation's registered ``e`` or ``n`` gives the value
+    after it.  The reads that can miss writes are exactly those of the two
+    operations ahead (in E2 and E3 when the read is issued); the one in E3
+    then is folded in at E1, the one in E2 at E2 (when it is in E3 and its
+    estimate is registered).  Back-to-back operations on one key therefore
+    run at one per cycle.
 
     Parameters
     ----------
@@ -169,128 +218,172 @@ class CounterBank(Elaboratable):
 
     Members
     -------
-    fifo : MultiWriteFIFO
-        The input queue (``layouts.op`` entries, ``fifo_depth`` deep, W writers).
+    queues : list of SyncFIFO
+        Per lane, the operations of that lane for this bank (``layouts.op``,
+        ``fifo_depth`` deep, one write port: the dispatcher's lane).
+    order : SyncFIFO
+        Per beat with operations for this bank, the mask of its lanes.
+    answers : list of SyncFIFO
+        Per lane, the estimates of this bank's queries of that lane, in
+        stream order (``query_slots`` deep).
     run : Signal, in
-        Issue operations from the queue.
+        Issue operations from the queues.
     clearing : Signal, in
-        Write zero at ``clear_addr`` into every row and heavy-hitter way memory.
+        Write zero at ``clear_addr`` into every row and heavy-hitter memory.
     clear_addr : Signal, in
         The address being cleared (truncated to each memory's depth).
     ro_load, ro_addr : Signal, in
         Readout: read heavy-hitter set ``ro_addr`` (local to the bank) now.
     ro_hold : Signal, in
         Readout: keep the heavy-hitter read data as it is.
-    hh_data : list of Signal(layouts.entry), out
-        The heavy-hitter read ports' data, one per way (for readout).
+    hh_data : Signal(layouts.hh_word), out
+        The heavy-hitter read port's data (for readout).
     busy : Signal, out
         An operation is queued or executing.
-    q_valid, q_slot, q_lane, q_est : Signal, out
-        A query's answer this cycle and where it goes.
     """
 
     def __init__(self, cfg: HotlineConfig, layouts: CounterLayouts):
         c = cfg.counter
         self.cfg = cfg
         self.layouts = layouts
-        self.hashes = counter_hashes(cfg)
         self.row_depth = c.counters // c.banks
         self.set_depth = c.hh_sets // c.banks
         self.clear_depth = max(self.row_depth, self.set_depth)
-        self.fifo = MultiWriteFIFO(layouts.op, c.fifo_depth, c.lanes)
+        op_bits = data.Layout.cast(layouts.op).size
+        self.queues = [SyncFIFO(width=op_bits, depth=c.fifo_depth) for _ in range(c.lanes)]
+        self.order = SyncFIFO(width=c.lanes, depth=c.fifo_depth)
+        self.answers = [SyncFIFO(width=c.counter_bits, depth=layouts.query_slots)
+                        for _ in range(c.lanes)]
         self.run = Signal()
         self.clearing = Signal()
         self.clear_addr = Signal(range(self.clear_depth))
         self.ro_load = Signal()
         self.ro_hold = Signal()
         self.ro_addr = Signal(range(self.set_depth))
-        self.hh_data = [Signal(layouts.entry, name=f"hh_data{w}") for w in range(c.hh_ways)]
+        self.hh_data = Signal(layouts.hh_word)
         self.busy = Signal()
-        self.q_valid = Signal()
-        self.q_slot = Signal(range(layouts.query_slots))
-        self.q_lane = Signal(range(c.lanes))
-        self.q_est = Signal(c.counter_bits)
 
     def elaborate(self, platform):
         m = Module()
         c = self.cfg.counter
         L = self.layouts
+        W, D = c.lanes, c.depth
         cmax = c.counter_max
-        row_bits = _clog2(self.row_depth)
-        set_bits = _clog2(self.set_depth)
-        m.submodules.fifo = fifo = self.fifo
+        op_bits = data.Layout.cast(L.op).size
+        for i, q in enumerate(self.queues):
+            m.submodules[f"queue{i}"] = q
+        for i, a in enumerate(self.answers):
+            m.submodules[f"answer{i}"] = a
+        m.submodules.order = order = self.order
 
-        # ---- issue -------------------------------------------------------
-        head = fifo.r_data
-        issue = Signal()
-        m.d.comb += [issue.eq(fifo.r_valid & self.run), fifo.r_ready.eq(self.run)]
-        key = head.key
-        row_addr = [self.hashes.rows[d].amaranth(key) for d in range(c.depth)]
-        set_addr = self.hashes.hh_set.amaranth(key)
+        # ---- S: the next lane of the oldest beat ---------------------------
+        done = Signal(W)      # lanes of the head beat already taken
+        rem = Signal(W)
+        first = Signal(W)     # one-hot: the lowest remaining lane
+        last = Signal()
+        take = Signal()
+        m.d.comb += [
+            rem.eq(order.r_data & ~done),
+            first.eq((rem & (~rem + 1))[:W]),
+            last.eq((rem & ~first) == 0),
+            take.eq(self.run & order.r_rdy),
+            order.r_en.eq(take & last),
+        ]
+        for i, q in enumerate(self.queues):
+            m.d.comb += q.r_en.eq(take & first[i])
+        with m.If(take):
+            m.d.sync += done.eq(Mux(last, 0, done | first))
+        head = _onehot_mux(first, [q.r_data for q in self.queues], op_bits)
+        lane = reduce(lambda a, i: a | Mux(first[i], i, 0), range(W), Const(0, range(W)))
 
-        ex_valid = Signal()
-        # data registers need no reset (only ex_valid does)
-        ex_op = Signal(L.op, reset_less=True)
-        ex_row = [Signal(row_bits, name=f"ex_row{d}", reset_less=True) for d in range(c.depth)]
-        ex_set = Signal(set_bits, reset_less=True)
-        m.d.sync += [ex_valid.eq(issue), ex_op.eq(head), ex_set.eq(set_addr)]
-        m.d.sync += [ex_row[d].eq(row_addr[d]) for d in range(c.depth)]
+        # ---- pipeline registers (only the valid bits are reset) --------------
+        def stage(name):
+            return (Signal(name=f"{name}_valid"),
+                    Signal(L.op, name=f"{name}_op", reset_less=True),
+                    Signal(range(W), name=f"{name}_lane", reset_less=True))
+        r_valid, r_op, r_lane = stage("r")
+        e1_valid, e1_op, e1_lane = stage("e1")
+        e2_valid, e2_op, e2_lane = stage("e2")
+        e3_valid, e3_op, e3_lane = stage("e3")
+        m.d.sync += [
+            r_valid.eq(take), r_op.eq(head), r_lane.eq(lane),
+            e1_valid.eq(r_valid), e1_op.eq(r_op), e1_lane.eq(r_lane),
+            e2_valid.eq(e1_valid), e2_op.eq(e1_op), e2_lane.eq(e1_lane),
+            e3_valid.eq(e2_valid), e3_op.eq(e2_op), e3_lane.eq(e2_lane),
+        ]
+        e2_upd = Signal()
+        e3_upd = Signal()
+        m.d.comb += [e2_upd.eq(e2_valid & ~e2_op.query), e3_upd.eq(e3_valid & ~e3_op.query)]
+        e3_est = Signal(c.counter_bits, reset_less=True)
 
-        # ---- execute: sketch rows ------------------------------------------
-        # With m the minimum of the key's counters, an update of n equal keys
-        # gives the estimate e = min(m + n, 2**C - 1) (the last of the run's n
-        # estimates); a query gives m.  Plain count-min adds n to every counter
-        # (saturating), conservative update raises each counter to max(c, e).
-        update = Signal()
-        m.d.comb += update.eq(ex_valid & ~ex_op.query)
-        ports = []
-        for d in range(c.depth):
+        def fold(value, wrote):
+            """``value`` after the write of the operation in E3 (``wrote``: to this counter)."""
+            if c.conservative_update:
+                return Mux(wrote & (value < e3_est), e3_est, value)
+            total = value + Mux(wrote, e3_op.n, 0)
+            return Mux(total > cmax, cmax, total)
+
+        # ---- sketch rows -------------------------------------------------------
+        v2 = []    # E2: counters with every earlier write folded in
+        v3 = []    # E3: the same, registered
+        for d in range(D):
             m.submodules[f"row{d}"] = mem = Memory(shape=c.counter_bits, depth=self.row_depth, init=[])
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [rp.addr.eq(row_addr[d]), rp.en.eq(1)]
-            ports.append((rp, wp))
-        low = Signal(c.counter_bits)
-        m.d.comb += low.eq(reduce(_min, [rp.data for rp, _ in ports]))
-        low_n = low + ex_op.n
-        est = Signal(c.counter_bits)
-        m.d.comb += est.eq(Mux(ex_op.query, low, Mux(low_n > cmax, cmax, low_n)))
-        for d, (rp, wp) in enumerate(ports):
+            m.d.comb += [rp.addr.eq(r_op.rows[d]), rp.en.eq(1)]
+            # the operation in E2 (E3 when this one is in E1) writes this counter
+            fw1 = Signal(name=f"fw1_{d}")
+            m.d.sync += fw1.eq(e2_upd & (r_op.rows[d] == e2_op.rows[d]))
+            # the operation in E2 (E3 when this one is in E2) writes this counter
+            fw2 = Signal(name=f"fw2_{d}")
+            m.d.sync += fw2.eq(e2_upd & (e1_op.rows[d] == e2_op.rows[d]))
+            v1 = Signal(c.counter_bits, name=f"v1_{d}", reset_less=True)
+            m.d.sync += v1.eq(fold(rp.data, fw1))
+            cur = Signal(c.counter_bits, name=f"v2_{d}")
+            m.d.comb += cur.eq(fold(v1, fw2))
+            reg = Signal(c.counter_bits, name=f"v3_{d}", reset_less=True)
+            m.d.sync += reg.eq(cur)
+            v2.append(cur)
+            v3.append(reg)
             new = Signal(c.counter_bits, name=f"new{d}")
             if c.conservative_update:
-                m.d.comb += new.eq(Mux(rp.data < est, est, rp.data))
+                m.d.comb += new.eq(Mux(reg < e3_est, e3_est, reg))
             else:
-                total = rp.data + ex_op.n
+                total = reg + e3_op.n
                 m.d.comb += new.eq(Mux(total > cmax, cmax, total))
             m.d.comb += [
-                wp.en.eq(update | self.clearing),
-                wp.addr.eq(Mux(self.clearing, self.clear_addr[:row_bits], ex_row[d])),
+                wp.en.eq(e3_upd | self.clearing),
+                wp.addr.eq(Mux(self.clearing, self.clear_addr[:L.row_bits], e3_op.rows[d])),
                 wp.data.eq(Mux(self.clearing, 0, new)),
             ]
+        low = Signal(c.counter_bits)
+        m.d.comb += low.eq(reduce(_min, v2))
+        low_n = low + e2_op.n
+        m.d.sync += e3_est.eq(Mux(e2_op.query, low, Mux(low_n > cmax, cmax, low_n)))
 
-        # ---- execute: heavy-hitter set -----------------------------------
-        # One memory per way (same address): each word stays narrow, and only
-        # the way that changes is written.
+        # ---- heavy-hitter set --------------------------------------------------
+        # All ways of a set in one word: one read and one write port per bank.
         ways = c.hh_ways
-        entries = []
-        hh_wps = []
-        for w in range(ways):
-            m.submodules[f"hh_way{w}"] = mem = Memory(shape=L.entry, depth=self.set_depth, init=[])
-            wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [
-                rp.addr.eq(Mux(self.ro_load, self.ro_addr, set_addr)),
-                rp.en.eq(~self.ro_hold),
-                self.hh_data[w].eq(rp.data),
-            ]
-            entries.append(rp.data)
-            hh_wps.append(wp)
+        m.submodules.hh = hh = Memory(shape=L.hh_word, depth=self.set_depth, init=[])
+        hwp = hh.write_port()
+        hrp = hh.read_port(transparent_for=(hwp,))
+        m.d.comb += [
+            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e1_op.set)),
+            hrp.en.eq(~self.ro_hold),
+            self.hh_data.eq(hrp.data),
+        ]
+        hh_raw = Signal(L.hh_word, reset_less=True)   # E3: the set as read
+        hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
+        hfwd = Signal()                               # ... and it is this operation's set
+        m.d.sync += [hh_raw.eq(hrp.data), hfwd.eq(e3_valid & (e2_op.set == e3_op.set))]
+        word = Signal(L.hh_word)
+        m.d.comb += word.eq(Mux(hfwd, hist.as_value(), hh_raw.as_value()))
+        entries = [word[w] for w in range(ways)]
         hit = [Signal(name=f"hit{w}") for w in range(ways)]
-        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == ex_op.key)) for w in range(ways)]
+        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == e3_op.key)) for w in range(ways)]
         any_hit = Signal()
         any_free = Signal()
-        m.d.comb += [any_hit.eq(reduce(lambda a, b: a | b, hit)),
-                     any_free.eq(~reduce(lambda a, b: a & b, [e.valid for e in entries]))]
+        m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
         # lowest free way
         first_free = Const(0, range(ways))
         for w in reversed(range(ways)):
@@ -306,26 +399,26 @@ class CounterBank(Elaboratable):
         admit = Signal()
         m.d.comb += [
             victim.eq(Mux(any_free, first_free, small_way)),
-            admit.eq(~any_hit & (est >= c.threshold) & (any_free | (small_cnt < est))),
+            admit.eq(~any_hit & (e3_est >= c.threshold) & (any_free | (small_cnt < e3_est))),
         ]
         new_entry = Signal(L.entry)
-        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(ex_op.key), new_entry.count.eq(est)]
-        for w, wp in enumerate(hh_wps):
+        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e3_op.key), new_entry.count.eq(e3_est)]
+        new_word = Signal(L.hh_word)
+        for w in range(ways):
             # a hit rewrites its own way (same key, new count); an admission its victim
-            m.d.comb += [
-                wp.en.eq((update & (hit[w] | (admit & (victim == w)))) | self.clearing),
-                wp.addr.eq(Mux(self.clearing, self.clear_addr[:set_bits], ex_set)),
-                wp.data.eq(Mux(self.clearing, 0, new_entry.as_value())),
-            ]
-
-        # ---- query answers and status ------------------------------------
+            put = e3_upd & (hit[w] | (admit & (victim == w)))
+            m.d.comb += new_word[w].eq(Mux(put, new_entry.as_value(), entries[w].as_value()))
+        m.d.sync += hist.eq(new_word)
         m.d.comb += [
-            self.q_valid.eq(ex_valid & ex_op.query),
-            self.q_slot.eq(ex_op.slot),
-            self.q_lane.eq(ex_op.lane),
-            self.q_est.eq(est),
-            self.busy.eq(fifo.r_valid | ex_valid),
+            hwp.en.eq(e3_upd | self.clearing),
+            hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e3_op.set)),
+            hwp.data.eq(Mux(self.clearing, 0, new_word.as_value())),
         ]
+
+        # ---- query answers and status ------------------------------------------
+        for i, a in enumerate(self.answers):
+            m.d.comb += [a.w_en.eq(e3_valid & e3_op.query & (e3_lane == i)), a.w_data.eq(e3_est)]
+        m.d.comb += self.busy.eq(order.r_rdy | r_valid | e1_valid | e2_valid | e3_valid)
         return m
 
 
@@ -381,26 +474,54 @@ class PopularityCounterArray(wiring.Component):
 
     Micro-architecture
     ------------------
-    * One input register (F1) holds a beat; ``keys.ready`` is high when it is
-      empty or being dispatched this cycle.
-    * Dispatch hashes each lane's bank.  For UPDATE it merges a lane into the
-      next valid lane *of the same bank* when both carry the same key (a run
-      of equal keys within a bank's part of the beat becomes one operation
-      with increment ``n``): a run's estimates only grow, so the counters
-      end as after the ``n`` updates (``+n`` saturating, or ``max(c, e)``
-      with conservative update, ``e`` the run's last estimate) and the
-      heavy-hitter set ends as after one update carrying ``e``; other banks
-      share no state.  Equal keys with another key of their bank between
-      them (A B A) are not merged.  The beat goes out
-      only when every bank queue has room for all of its operations, and a
-      QUERY beat also needs a free answer slot.
-    * Each bank (:class:`CounterBank`) runs one operation per cycle through a
-      read / modify-write pipeline with transparent read ports.  A bank
+    Every memory has at most one write and one read port, so it maps onto one
+    ECP5 DP16KD tiling (sketch rows, heavy-hitter sets) or LUT RAM
+    (TRELLIS_DPR16X4: the queues); nothing is built from flip-flops and
+    multiplexers.
+
+    * Front end, three registered stages with one stall chain (``keys.ready``
+      is high when stage A is empty or moving on):
+
+      - A holds the accepted beat and hashes every lane once: its bank, its D
+        bank-local counter indices and its heavy-hitter set index, plus the
+        key comparisons between lanes;
+      - B merges runs: a lane is merged into the next valid lane *of the
+        same bank* when both carry the same key (a run of equal keys within
+        a bank's part of the beat becomes one operation with increment
+        ``n``): a run's estimates only grow, so the counters end as after
+        the ``n`` updates (``+n`` saturating, or ``max(c, e)`` with
+        conservative update, ``e`` the run's last estimate) and the
+        heavy-hitter set ends as after one update carrying ``e``; other
+        banks share no state.  Equal keys with another key of their bank
+        between them (A B A) are not merged.  QUERY lanes are never merged;
+      - D dispatches the beat when every queue it writes has room (and, for
+        a QUERY, the query-beat queue has a free entry); CLEAR and READOUT
+        wait there until all banks are drained.
+
+    * Bank queues: per (lane, bank) one single-write queue of ``fifo_depth``
+      operations (LUT RAM), written only by that lane, so a beat can put all
+      W of its operations into one bank in one cycle.  Stream order within a
+      bank is kept by a per-bank ``order`` queue that gets, per beat with
+      operations for the bank, the mask of its lanes; the bank takes the
+      lanes of the oldest mask lowest first.  (Sequence tags are not needed:
+      a beat enters all its queues at once.)
+
+    * Each bank (:class:`CounterBank`) runs one operation per cycle through
+      select / read / execute (three stages) with the in-flight writes folded
+      into later reads of the same counters and the same heavy-hitter set,
+      so back-to-back operations on one key are exact at full rate.  A bank
       therefore takes at most one key (or run) per cycle: a stream whose
       keys all hash to one bank runs at 1 operation per cycle, not W.
-    * Query answers land in a reorder buffer of ``fifo_depth`` slots (slot
-      reserved at dispatch, so a bank never waits on ``estimates``); the
-      oldest slot is sent once all of its lanes are answered.
+
+    * QUERY answers: each bank puts a query's estimate into a per-(bank,
+      lane) answer queue (LUT RAM, ``fifo_depth`` deep); a query-beat queue
+      of ``fifo_depth`` entries records, per dispatched QUERY beat, its lane
+      mask and each lane's bank.  The oldest QUERY beat is sent when the
+      answer queue of each of its lanes' banks has an entry; a bank answers
+      its queries in stream order, so the heads line up.  At most
+      ``fifo_depth`` QUERY beats are in flight, so the answer queues never
+      overflow and a bank never waits on ``estimates``.
+
     * CLEAR waits for the banks to drain, then zeroes all memories in
       ``max(2**S, hh_sets) / banks`` cycles.  READOUT waits likewise, then
       reads the sets through the banks' heavy-hitter read ports, one entry
@@ -426,7 +547,8 @@ class PopularityCounterArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, c, L = self.cfg, self.cfg.counter, self.layouts
-        W, B = c.lanes, c.banks
+        W, B, D = c.lanes, c.banks, c.depth
+        h = self.hashes
         banks = [CounterBank(cfg, L) for _ in range(B)]
         for b, bank in enumerate(banks):
             m.submodules[f"bank{b}"] = bank
@@ -436,43 +558,53 @@ class PopularityCounterArray(wiring.Component):
         run = Signal()
         m.d.comb += run.eq(mode == _Mode.RUN)
 
-        # ---- F1: the beat being dispatched ---------------------------------
-        f1 = Signal(L.keys, reset_less=True)
-        f1_valid = Signal()
-        f1_consume = Signal()
-        m.d.comb += self.keys.ready.eq(~f1_valid | f1_consume)
-        with m.If(self.keys.valid & self.keys.ready):
-            m.d.sync += [f1.eq(self.keys.payload), f1_valid.eq(1)]
-        with m.Elif(f1_consume):
-            m.d.sync += f1_valid.eq(0)
-        is_update = Signal()
-        is_query = Signal()
-        is_clear = Signal()
-        is_readout = Signal()
-        m.d.comb += [
-            is_update.eq(f1_valid & (f1.op == Op.UPDATE)),
-            is_query.eq(f1_valid & (f1.op == Op.QUERY)),
-            is_clear.eq(f1_valid & (f1.op == Op.CLEAR)),
-            is_readout.eq(f1_valid & (f1.op == Op.READOUT)),
-        ]
+        a_free = Signal()
+        b_free = Signal()
+        d_free = Signal()
+        d_done = Signal()
 
-        # ---- lanes: validity, bank, run merging -------------------------------
+        # ---- A: the accepted beat; hash every lane ------------------------------
+        a = Signal(L.keys, reset_less=True)
+        a_valid = Signal()
+        m.d.comb += self.keys.ready.eq(a_free)
+        with m.If(a_free):
+            m.d.sync += [a.eq(self.keys.payload), a_valid.eq(self.keys.valid)]
         tables = cfg.keys.tables
-        key = [f1.keys[i].as_value() for i in range(W)]
-        lv = [Signal(name=f"lane_valid{i}") for i in range(W)]
-        bad = [Signal(name=f"lane_bad{i}") for i in range(W)]
-        bank = [Signal(range(B), name=f"lane_bank{i}") for i in range(W)]
-        for i in range(W):
-            in_range = (f1.keys[i].table < tables) if tables < (1 << cfg.keys.table_bits) else 1
-            m.d.comb += [lv[i].eq(f1.mask[i] & in_range), bad[i].eq(f1.mask[i] & ~in_range),
-                         bank[i].eq(self.hashes.bank.amaranth(key[i]))]
-        eq = {}
+        b_valid = Signal()
+        b_op = Signal(Op, reset_less=True)
+        b_key = [Signal(cfg.keys.key_bits, name=f"b_key{i}", reset_less=True) for i in range(W)]
+        b_rows = [Signal(data.ArrayLayout(L.row_bits, D), name=f"b_rows{i}", reset_less=True)
+                  for i in range(W)]
+        b_set = [Signal(L.set_bits, name=f"b_set{i}", reset_less=True) for i in range(W)]
+        b_bank = [Signal(range(B), name=f"b_bank{i}", reset_less=True) for i in range(W)]
+        b_lv = [Signal(name=f"b_lv{i}", reset_less=True) for i in range(W)]
+        b_bad = [Signal(name=f"b_bad{i}", reset_less=True) for i in range(W)]
+        b_eq = {(i, j): Signal(name=f"b_eq{i}_{j}", reset_less=True)
+                for i in range(W) for j in range(i + 1, W)}
+        with m.If(b_free):
+            m.d.sync += [b_valid.eq(a_valid), b_op.eq(a.op)]
+            for i in range(W):
+                key = a.keys[i].as_value()
+                in_range = (a.keys[i].table < tables) if tables < (1 << cfg.keys.table_bits) else 1
+                m.d.sync += [
+                    b_key[i].eq(key),
+                    b_lv[i].eq(a.mask[i] & in_range),
+                    b_bad[i].eq(a.mask[i] & ~in_range),
+                    b_bank[i].eq(h.bank.amaranth(key)),
+                    b_set[i].eq(h.hh_set.amaranth(key)),
+                ]
+                m.d.sync += [b_rows[i][d].eq(h.rows[d].amaranth(key)) for d in range(D)]
+                for j in range(i + 1, W):
+                    m.d.sync += b_eq[i, j].eq(key == a.keys[j].as_value())
+        m.d.comb += a_free.eq(~a_valid | b_free)
+
+        # ---- B: merge runs of equal keys within a bank ---------------------------
+        b_query = b_op == Op.QUERY
         same = {}
         for i in range(W):
             for j in range(i + 1, W):
-                eq[i, j] = Signal(name=f"eq{i}_{j}")
                 same[i, j] = Signal(name=f"same_bank{i}_{j}")
-                m.d.comb += [eq[i, j].eq(key[i] == key[j]), same[i, j].eq(bank[i] == bank[j])]
+                m.d.comb += same[i, j].eq(b_bank[i] == b_bank[j])
         # link[i, j]: lane i's key merges into lane j's operation (no lane of the
         # same bank with another key between them).
         link = {}
@@ -480,92 +612,106 @@ class PopularityCounterArray(wiring.Component):
             for j in range(i + 1, W):
                 blocked = Const(0)
                 for k in range(i + 1, j):
-                    blocked = blocked | (lv[k] & same[i, k] & ~eq[i, k])
+                    blocked = blocked | (b_lv[k] & same[i, k] & ~b_eq[i, k])
                 link[i, j] = Signal(name=f"link{i}_{j}")
-                m.d.comb += link[i, j].eq(lv[i] & lv[j] & eq[i, j] & ~blocked)
+                m.d.comb += link[i, j].eq(b_lv[i] & b_lv[j] & b_eq[i, j] & ~blocked)
         emit = [Signal(name=f"emit{i}") for i in range(W)]
         incr = [Signal(range(W + 1), name=f"incr{i}") for i in range(W)]
         for i in range(W):
-            merged = reduce(lambda a, b: a | b, [link[i, j] for j in range(i + 1, W)], Const(0))
+            merged = _any([link[i, j] for j in range(i + 1, W)])
             m.d.comb += [
-                emit[i].eq(Mux(is_query, lv[i], lv[i] & ~merged)),
+                emit[i].eq(Mux(b_query, b_lv[i], b_lv[i] & ~merged)),
                 incr[i].eq(1 + sum((link[j, i] for j in range(i)), Const(0, range(W + 1)))),
             ]
 
-        # ---- query reorder buffer ------------------------------------------
-        Q = L.query_slots
-        # rob_pend: one bit per (slot, lane) still waiting for its answer, slot-major
-        rob_pend = Signal(Q * W)
-        rob_head = Signal(range(Q))
-        rob_tail = Signal(range(Q))
-        rob_count = Signal(range(Q + 1))
-        rob_free = Signal()
-        m.d.comb += rob_free.eq(rob_count != Q)
+        d_valid = Signal()
+        d_op = Signal(Op, reset_less=True)
+        d_entry = [Signal(L.op, name=f"d_entry{i}", reset_less=True) for i in range(W)]
+        d_sel = [Signal(B, name=f"d_sel{i}", reset_less=True) for i in range(W)]   # lane -> bank, one-hot
+        d_lanes = [Signal(W, name=f"d_lanes{b}", reset_less=True) for b in range(B)]  # bank <- lanes
+        d_mask = Signal(W, reset_less=True)
+        d_bank = Signal(data.ArrayLayout(range(B), W), reset_less=True)
+        d_nkeys = Signal(range(W + 1), reset_less=True)
+        d_nbad = Signal(range(W + 1), reset_less=True)
+        with m.If(d_free):
+            m.d.sync += [
+                d_valid.eq(b_valid), d_op.eq(b_op),
+                d_mask.eq(Cat(*b_lv)),
+                d_nkeys.eq(sum(b_lv, Const(0, range(W + 1)))),
+                d_nbad.eq(sum(b_bad, Const(0, range(W + 1)))),
+            ]
+            for i in range(W):
+                m.d.sync += [
+                    d_entry[i].key.eq(b_key[i]),
+                    d_entry[i].rows.eq(b_rows[i]),
+                    d_entry[i].set.eq(b_set[i]),
+                    d_entry[i].n.eq(incr[i]),
+                    d_entry[i].query.eq(b_query),
+                    d_sel[i].eq(Cat(*(emit[i] & (b_bank[i] == b) for b in range(B)))),
+                    d_bank[i].eq(b_bank[i]),
+                ]
+            for b in range(B):
+                m.d.sync += d_lanes[b].eq(Cat(*(emit[i] & (b_bank[i] == b) for i in range(W))))
+        m.d.comb += b_free.eq(~b_valid | d_free)
 
-        # ---- dispatch ---------------------------------------------------------
+        # ---- D: dispatch into the bank queues ------------------------------------
+        is_update = Signal()
+        is_query = Signal()
+        is_clear = Signal()
+        is_readout = Signal()
+        m.d.comb += [
+            is_update.eq(d_valid & (d_op == Op.UPDATE)),
+            is_query.eq(d_valid & (d_op == Op.QUERY)),
+            is_clear.eq(d_valid & (d_op == Op.CLEAR)),
+            is_readout.eq(d_valid & (d_op == Op.READOUT)),
+        ]
+        m.submodules.qbeats = qbeats = SyncFIFO(width=data.Layout.cast(L.qbeat).size,
+                                                depth=L.query_slots)
         room = []
-        for b, bnk in enumerate(banks):
-            cnt = sum((emit[i] & (bank[i] == b) for i in range(W)), Const(0, range(W + 1)))
-            room.append(cnt <= c.fifo_depth - bnk.fifo.level)
+        for i in range(W):
+            room.append(~_any([d_sel[i][b] & ~banks[b].queues[i].w_rdy for b in range(B)]))
+        for b in range(B):
+            room.append((d_lanes[b] == 0) | banks[b].order.w_rdy)
         fire = Signal()
-        m.d.comb += fire.eq(run & (is_update | (is_query & rob_free)) &
-                            reduce(lambda a, b: a & b, room))
+        m.d.comb += fire.eq(run & (is_update | (is_query & qbeats.w_rdy)) & _all(room))
         for b, bnk in enumerate(banks):
-            m.d.comb += bnk.run.eq(run)
+            m.d.comb += [
+                bnk.run.eq(run),
+                bnk.order.w_en.eq(fire & (d_lanes[b] != 0)),
+                bnk.order.w_data.eq(d_lanes[b]),
+            ]
             for i in range(W):
                 m.d.comb += [
-                    bnk.fifo.w_en[i].eq(fire & emit[i] & (bank[i] == b)),
-                    bnk.fifo.w_data[i].key.eq(key[i]),
-                    bnk.fifo.w_data[i].n.eq(incr[i]),
-                    bnk.fifo.w_data[i].query.eq(is_query),
-                    bnk.fifo.w_data[i].slot.eq(rob_tail),
-                    bnk.fifo.w_data[i].lane.eq(i),
+                    bnk.queues[i].w_en.eq(fire & d_sel[i][b]),
+                    bnk.queues[i].w_data.eq(d_entry[i].as_value()),
                 ]
-
-        # ---- reorder buffer: allocate, fill, send ------------------------------
-        alloc = Signal()
-        m.d.comb += alloc.eq(fire & is_query)
-        lane_mask = Signal(W)
-        m.d.comb += lane_mask.eq(Cat(*lv))
-        m.submodules.rob_mask = mask_mem = Memory(shape=W, depth=Q, init=[])
-        mask_wp = mask_mem.write_port()
-        mask_rp = mask_mem.read_port(domain="comb")
-        m.d.comb += [mask_wp.en.eq(alloc), mask_wp.addr.eq(rob_tail), mask_wp.data.eq(lane_mask)]
-        m.d.sync += rob_tail.eq(rob_tail + alloc)
-        # each bank answers at most one (slot, lane) per cycle: a one-hot per bank
-        answered = reduce(lambda a, b: a | b,
-                          [Mux(bnk.q_valid, Const(1, Q * W) << (bnk.q_slot * W + bnk.q_lane), 0)
-                           for bnk in banks])
-        new_pend = Mux(alloc, lane_mask << (rob_tail * W), 0)
-        m.d.sync += rob_pend.eq((rob_pend & ~answered)[:Q * W] | new_pend)
-        # answers: one memory per lane, one write port per bank (a bank answers
-        # one lane of one slot per cycle; no two banks answer the same one)
-        rob_read = []
-        for l in range(W):
-            m.submodules[f"rob_lane{l}"] = mem = Memory(shape=c.counter_bits, depth=Q, init=[])
-            for bnk in banks:
-                port = mem.write_port()
-                m.d.comb += [port.en.eq(bnk.q_valid & (bnk.q_lane == l)),
-                             port.addr.eq(bnk.q_slot), port.data.eq(bnk.q_est)]
-            rd = mem.read_port(domain="comb")
-            m.d.comb += rd.addr.eq(rob_head)
-            rob_read.append(rd.data)
-        send = Signal()
-        head_mask = Signal(W)
         m.d.comb += [
-            self.estimates.valid.eq((rob_count != 0) & (rob_pend.word_select(rob_head, W) == 0)),
-            mask_rp.addr.eq(rob_head),
-            head_mask.eq(mask_rp.data),
-            self.estimates.payload.mask.eq(head_mask),
-            send.eq(self.estimates.valid & self.estimates.ready),
+            qbeats.w_en.eq(fire & is_query),
+            qbeats.w_data.eq(Cat(d_mask, d_bank.as_value())),
         ]
+
+        # ---- estimates: the oldest QUERY beat, once its lanes are answered --------
+        qhead = data.View(L.qbeat, qbeats.r_data)
+        send = Signal()
+        lane_ready = []
         for l in range(W):
-            m.d.comb += self.estimates.payload.counts[l].eq(Mux(head_mask[l], rob_read[l], 0))
-        m.d.sync += [rob_head.eq(rob_head + send), rob_count.eq(rob_count + alloc - send)]
+            ready = _any([(qhead.bank[l] == b) & banks[b].answers[l].r_rdy for b in range(B)])
+            value = _onehot_mux([qhead.bank[l] == b for b in range(B)],
+                                [banks[b].answers[l].r_data for b in range(B)], c.counter_bits)
+            lane_ready.append(~qhead.mask[l] | ready)
+            m.d.comb += self.estimates.payload.counts[l].eq(Mux(qhead.mask[l], value, 0))
+            for b in range(B):
+                m.d.comb += banks[b].answers[l].r_en.eq(send & qhead.mask[l] & (qhead.bank[l] == b))
+        m.d.comb += [
+            self.estimates.valid.eq(qbeats.r_rdy & _all(lane_ready)),
+            self.estimates.payload.mask.eq(qhead.mask),
+            send.eq(self.estimates.valid & self.estimates.ready),
+            qbeats.r_en.eq(send),
+        ]
 
         # ---- CLEAR / READOUT -------------------------------------------------
         drained = Signal()
-        m.d.comb += drained.eq(~reduce(lambda a, b: a | b, [bnk.busy for bnk in banks]))
+        m.d.comb += drained.eq(~_any([bnk.busy for bnk in banks]))
         clear_depth = banks[0].clear_depth
         set_depth = banks[0].set_depth
         clr_addr = Signal(range(clear_depth))
@@ -625,17 +771,19 @@ class PopularityCounterArray(wiring.Component):
                     m.d.comb += [ro_load.eq(1), ro_addr.eq(ro_set + 1)]
                     m.d.sync += ro_set.eq(ro_set + 1)
 
-        m.d.comb += f1_consume.eq(fire | clr_done | ro_done)
+        m.d.comb += [
+            d_done.eq(fire | clr_done | ro_done),
+            d_free.eq(~d_valid | d_done),
+        ]
 
         # ---- status and performance counters ---------------------------------
-        m.d.comb += self.busy.eq(f1_valid | ~drained | (rob_count != 0) | ~run)
+        m.d.comb += self.busy.eq(a_valid | b_valid | d_valid | ~drained | qbeats.r_rdy | ~run)
         with m.If(self.keys.valid & self.keys.ready):
             m.d.sync += self.perf_beats.eq(self.perf_beats + 1)
         with m.If(self.keys.valid & ~self.keys.ready):
             m.d.sync += self.perf_stalls.eq(self.perf_stalls + 1)
         with m.If(fire):
             with m.If(is_update):
-                m.d.sync += self.perf_keys.eq(self.perf_keys + sum(lv, Const(0, range(W + 1))))
-            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + sum(bad, Const(0, range(W + 1))))
+                m.d.sync += self.perf_keys.eq(self.perf_keys + d_nkeys)
+            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + d_nbad)
         return m
-
