@@ -67,6 +67,9 @@ class CounterLayouts:
         of an update (a run of ``n`` equal keys).
     hh_word : ArrayLayout
         One heavy-hitter set in memory: ``hh_ways`` entries side by side.
+    beat : StructLayout
+        One entry of a bank's beat queue: ``{mask: W, ops: ArrayLayout(op, W)}``,
+        the lanes of one beat that go to the bank and the beat's operations.
     qbeat : StructLayout
         One QUERY beat awaiting its answers: ``{mask: W, bank: ArrayLayout(bank, W)}``.
     query_slots : int
@@ -105,6 +108,7 @@ class CounterLayouts:
             "query": 1,
         })
         self.hh_word = data.ArrayLayout(self.entry, c.hh_ways)
+        self.beat = data.StructLayout({"mask": c.lanes, "ops": data.ArrayLayout(self.op, c.lanes)})
         self.qbeat = data.StructLayout({"mask": c.lanes,
                                         "bank": data.ArrayLayout(range(c.banks), c.lanes)})
         self._lanes = c.lanes
@@ -180,14 +184,14 @@ def _onehot_mux(sel, values, width):
 class CounterBank(Elaboratable):
     """One shard of the counter array: input queues, D sketch rows, heavy-hitter sets.
 
-    The bank takes one operation per cycle, in stream order, from its W
-    per-lane queues: the ``order`` queue holds, per beat that sent this bank
-    anything, the mask of the lanes that did, and the bank takes those lanes'
-    queue heads lowest lane first.  Each operation carries its indices (hashed
-    at dispatch) through a five-stage pipeline:
+    The bank takes one operation per cycle, in stream order, from its beat
+    queue: each entry is one beat that sent this bank anything, with the mask
+    of the lanes that did, and the bank takes those lanes lowest first.  Each
+    operation carries its indices (hashed at dispatch) through a five-stage
+    pipeline:
 
-    * S: select the next lane from the head of ``order``; register its queue
-      head (stage R).
+    * S: select the next lane of the head beat; register its operation
+      (stage R).
     * R: present the D counter addresses to the sketch rows' read ports.
     * E1: the counters arrive (transparent read: a write committed at the
       same edge is seen); fold in the write of the operation now in E3
@@ -218,11 +222,10 @@ class CounterBank(Elaboratable):
 
     Members
     -------
-    queues : list of SyncFIFO
-        Per lane, the operations of that lane for this bank (``layouts.op``,
-        ``fifo_depth`` deep, one write port: the dispatcher's lane).
-    order : SyncFIFO
-        Per beat with operations for this bank, the mask of its lanes.
+    beats : SyncFIFO
+        The beat queue (``layouts.beat`` entries, ``fifo_depth`` deep, LUT
+        RAM with one write port): per beat with operations for this bank,
+        the beat's W operations and the mask of those that are this bank's.
     answers : list of SyncFIFO
         Per lane, the estimates of this bank's queries of that lane, in
         stream order (``query_slots`` deep).
@@ -249,9 +252,7 @@ class CounterBank(Elaboratable):
         self.row_depth = c.counters // c.banks
         self.set_depth = c.hh_sets // c.banks
         self.clear_depth = max(self.row_depth, self.set_depth)
-        op_bits = data.Layout.cast(layouts.op).size
-        self.queues = [SyncFIFO(width=op_bits, depth=c.fifo_depth) for _ in range(c.lanes)]
-        self.order = SyncFIFO(width=c.lanes, depth=c.fifo_depth)
+        self.beats = SyncFIFO(width=data.Layout.cast(layouts.beat).size, depth=c.fifo_depth)
         self.answers = [SyncFIFO(width=c.counter_bits, depth=layouts.query_slots)
                         for _ in range(c.lanes)]
         self.run = Signal()
@@ -270,30 +271,27 @@ class CounterBank(Elaboratable):
         W, D = c.lanes, c.depth
         cmax = c.counter_max
         op_bits = data.Layout.cast(L.op).size
-        for i, q in enumerate(self.queues):
-            m.submodules[f"queue{i}"] = q
         for i, a in enumerate(self.answers):
             m.submodules[f"answer{i}"] = a
-        m.submodules.order = order = self.order
+        m.submodules.beats = beats = self.beats
 
         # ---- S: the next lane of the oldest beat ---------------------------
+        beat = data.View(L.beat, beats.r_data)
         done = Signal(W)      # lanes of the head beat already taken
         rem = Signal(W)
         first = Signal(W)     # one-hot: the lowest remaining lane
         last = Signal()
         take = Signal()
         m.d.comb += [
-            rem.eq(order.r_data & ~done),
-            first.eq((rem & (~rem + 1))[:W]),
+            rem.eq(beat.mask & ~done),
+            first.eq(Cat(*((rem[i] & ~rem[:i].any()) if i else rem[0] for i in range(W)))),
             last.eq((rem & ~first) == 0),
-            take.eq(self.run & order.r_rdy),
-            order.r_en.eq(take & last),
+            take.eq(self.run & beats.r_rdy),
+            beats.r_en.eq(take & last),
         ]
-        for i, q in enumerate(self.queues):
-            m.d.comb += q.r_en.eq(take & first[i])
         with m.If(take):
             m.d.sync += done.eq(Mux(last, 0, done | first))
-        head = _onehot_mux(first, [q.r_data for q in self.queues], op_bits)
+        head = _onehot_mux(first, [beat.ops[i].as_value() for i in range(W)], op_bits)
         lane = reduce(lambda a, i: a | Mux(first[i], i, 0), range(W), Const(0, range(W)))
 
         # ---- pipeline registers (only the valid bits are reset) --------------
@@ -418,7 +416,7 @@ class CounterBank(Elaboratable):
         # ---- query answers and status ------------------------------------------
         for i, a in enumerate(self.answers):
             m.d.comb += [a.w_en.eq(e3_valid & e3_op.query & (e3_lane == i)), a.w_data.eq(e3_est)]
-        m.d.comb += self.busy.eq(order.r_rdy | r_valid | e1_valid | e2_valid | e3_valid)
+        m.d.comb += self.busy.eq(beats.r_rdy | r_valid | e1_valid | e2_valid | e3_valid)
         return m
 
 
@@ -494,17 +492,19 @@ class PopularityCounterArray(wiring.Component):
         heavy-hitter set ends as after one update carrying ``e``; other
         banks share no state.  Equal keys with another key of their bank
         between them (A B A) are not merged.  QUERY lanes are never merged;
-      - D dispatches the beat when every queue it writes has room (and, for
+      - D dispatches the beat when every bank queue it writes has room (and, for
         a QUERY, the query-beat queue has a free entry); CLEAR and READOUT
         wait there until all banks are drained.
 
-    * Bank queues: per (lane, bank) one single-write queue of ``fifo_depth``
-      operations (LUT RAM), written only by that lane, so a beat can put all
-      W of its operations into one bank in one cycle.  Stream order within a
-      bank is kept by a per-bank ``order`` queue that gets, per beat with
-      operations for the bank, the mask of its lanes; the bank takes the
-      lanes of the oldest mask lowest first.  (Sequence tags are not needed:
-      a beat enters all its queues at once.)
+    * Bank queues: per bank one beat queue of ``fifo_depth`` entries (LUT
+      RAM, one write port): a beat with operations for the bank is written
+      whole (all W operations, hashed) with the mask of the bank's lanes, so
+      a beat can give all W of its operations to one bank in one cycle and
+      stream order within the bank is the queue order; the bank takes the
+      masked lanes of its head entry lowest first, one per cycle.  (A queue
+      per (lane, bank) merged by sequence tags would hold the same bits with
+      W times the queue control; the entries are wide, but LUT RAM is
+      sized by bits either way.)
 
     * Each bank (:class:`CounterBank`) runs one operation per cycle through
       select / read / execute (three stages) with the in-flight writes folded
@@ -627,8 +627,8 @@ class PopularityCounterArray(wiring.Component):
         d_valid = Signal()
         d_op = Signal(Op, reset_less=True)
         d_entry = [Signal(L.op, name=f"d_entry{i}", reset_less=True) for i in range(W)]
-        d_sel = [Signal(B, name=f"d_sel{i}", reset_less=True) for i in range(W)]   # lane -> bank, one-hot
         d_lanes = [Signal(W, name=f"d_lanes{b}", reset_less=True) for b in range(B)]  # bank <- lanes
+        d_has = [Signal(name=f"d_has{b}", reset_less=True) for b in range(B)]
         d_mask = Signal(W, reset_less=True)
         d_bank = Signal(data.ArrayLayout(range(B), W), reset_less=True)
         d_nkeys = Signal(range(W + 1), reset_less=True)
@@ -647,11 +647,11 @@ class PopularityCounterArray(wiring.Component):
                     d_entry[i].set.eq(b_set[i]),
                     d_entry[i].n.eq(incr[i]),
                     d_entry[i].query.eq(b_query),
-                    d_sel[i].eq(Cat(*(emit[i] & (b_bank[i] == b) for b in range(B)))),
                     d_bank[i].eq(b_bank[i]),
                 ]
             for b in range(B):
-                m.d.sync += d_lanes[b].eq(Cat(*(emit[i] & (b_bank[i] == b) for i in range(W))))
+                lanes = [emit[i] & (b_bank[i] == b) for i in range(W)]
+                m.d.sync += [d_lanes[b].eq(Cat(*lanes)), d_has[b].eq(_any(lanes))]
         m.d.comb += b_free.eq(~b_valid | d_free)
 
         # ---- D: dispatch into the bank queues ------------------------------------
@@ -667,24 +667,15 @@ class PopularityCounterArray(wiring.Component):
         ]
         m.submodules.qbeats = qbeats = SyncFIFO(width=data.Layout.cast(L.qbeat).size,
                                                 depth=L.query_slots)
-        room = []
-        for i in range(W):
-            room.append(~_any([d_sel[i][b] & ~banks[b].queues[i].w_rdy for b in range(B)]))
-        for b in range(B):
-            room.append((d_lanes[b] == 0) | banks[b].order.w_rdy)
+        room = [~d_has[b] | banks[b].beats.w_rdy for b in range(B)]
         fire = Signal()
         m.d.comb += fire.eq(run & (is_update | (is_query & qbeats.w_rdy)) & _all(room))
         for b, bnk in enumerate(banks):
             m.d.comb += [
                 bnk.run.eq(run),
-                bnk.order.w_en.eq(fire & (d_lanes[b] != 0)),
-                bnk.order.w_data.eq(d_lanes[b]),
+                bnk.beats.w_en.eq(fire & d_has[b]),
+                bnk.beats.w_data.eq(Cat(d_lanes[b], *(e.as_value() for e in d_entry))),
             ]
-            for i in range(W):
-                m.d.comb += [
-                    bnk.queues[i].w_en.eq(fire & d_sel[i][b]),
-                    bnk.queues[i].w_data.eq(d_entry[i].as_value()),
-                ]
         m.d.comb += [
             qbeats.w_en.eq(fire & is_query),
             qbeats.w_data.eq(Cat(d_mask, d_bank.as_value())),
@@ -744,9 +735,10 @@ class PopularityCounterArray(wiring.Component):
                 m.d.comb += clr_done.eq(1)
                 m.d.sync += mode.eq(_Mode.RUN)
 
-        ways = c.hh_ways
-        all_ways = Array(bnk.hh_data[w].as_value() for bnk in banks for w in range(ways))
-        entry = data.View(L.entry, all_ways[ro_bank * ways + ro_way])
+        # the bank's set first, then the way (no multiplier for a way count that is
+        # not a power of two)
+        ro_word = Array(bnk.hh_data.as_value() for bnk in banks)[ro_bank]
+        entry = data.View(L.entry, data.View(L.hh_word, ro_word)[ro_way].as_value())
         last_set = (ro_bank == B - 1) & (ro_set == set_depth - 1)
         last_way = ro_way == c.hh_ways - 1
         m.d.comb += [

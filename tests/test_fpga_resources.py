@@ -35,8 +35,8 @@ def test_counter_memories_match_the_rtl():
     mems = {name: (count, depth, width, prim)
             for name, count, depth, width, prim in counter_array_memories(cfg)}
     c = cfg.counter
-    assert mems["lane queue (lane, bank)"] == (c.lanes * c.banks, c.fifo_depth,
-                                                data.Layout.cast(L.op).size, "LUTRAM")
+    assert mems["bank beat queue"] == (c.banks, c.fifo_depth, data.Layout.cast(L.beat).size,
+                                       "LUTRAM")
     assert mems["heavy-hitter bank"][2] == data.Layout.cast(L.hh_word).size
     assert mems["query-beat queue"][2] == data.Layout.cast(L.qbeat).size
     est = counter_array_blocks(cfg)
