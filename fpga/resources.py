@@ -41,8 +41,8 @@ def counter_array_memories(cfg: HotlineConfig) -> list[tuple[str, int, int, int,
         ("sketch row bank", c.depth * c.banks, c.counters // c.banks, c.counter_bits, "DP16KD"),
         ("heavy-hitter bank", c.banks, c.hh_sets // c.banks, c.hh_ways * entry, "DP16KD"),
         ("bank beat queue", c.banks, c.fifo_depth, c.lanes * (op + 1), "LUTRAM"),
-        ("answer queue (lane, bank)", c.lanes * c.banks, c.fifo_depth, c.counter_bits, "LUTRAM"),
-        ("query-beat queue", 1, c.fifo_depth, c.lanes * (1 + c.bank_bits), "LUTRAM"),
+        ("bank answer queue", c.banks, c.fifo_depth, c.lanes * c.counter_bits, "LUTRAM"),
+        ("query-beat queue", 1, c.fifo_depth, c.lanes * (1 + c.bank_bits) + c.banks, "LUTRAM"),
     ]
 
 

@@ -71,7 +71,8 @@ class CounterLayouts:
         One entry of a bank's beat queue: ``{mask: W, ops: ArrayLayout(op, W)}``,
         the lanes of one beat that go to the bank and the beat's operations.
     qbeat : StructLayout
-        One QUERY beat awaiting its answers: ``{mask: W, bank: ArrayLayout(bank, W)}``.
+        One QUERY beat awaiting its answers: ``{mask: W, bank:
+        ArrayLayout(bank, W), banks: B}`` (``banks``: the banks it waits on).
     query_slots : int
         QUERY beats that may be in flight at once (``fifo_depth``).
     row_bits, set_bits : int
@@ -110,7 +111,8 @@ class CounterLayouts:
         self.hh_word = data.ArrayLayout(self.entry, c.hh_ways)
         self.beat = data.StructLayout({"mask": c.lanes, "ops": data.ArrayLayout(self.op, c.lanes)})
         self.qbeat = data.StructLayout({"mask": c.lanes,
-                                        "bank": data.ArrayLayout(range(c.banks), c.lanes)})
+                                        "bank": data.ArrayLayout(range(c.banks), c.lanes),
+                                        "banks": c.banks})
         self._lanes = c.lanes
         self._key_bits = k.key_bits
         self._counter_bits = c.counter_bits
@@ -203,7 +205,8 @@ class CounterBank(Elaboratable):
       ``conservative_update``) are written; the heavy-hitter set (with the
       set written by the previous operation forwarded when it is the same
       set) is searched: hit / admit / evict, and written back.  A query's
-      estimate goes to its lane's answer queue.
+      estimate is collected; after the last of its beat's lanes in this bank
+      the beat's estimates go to the answer queue as one entry.
 
     Forwarding is exact because the counters only grow between clears: a
     counter that an operation still in flight writes ends at ``max(c, e)``
@@ -226,9 +229,10 @@ class CounterBank(Elaboratable):
         The beat queue (``layouts.beat`` entries, ``fifo_depth`` deep, LUT
         RAM with one write port): per beat with operations for this bank,
         the beat's W operations and the mask of those that are this bank's.
-    answers : list of SyncFIFO
-        Per lane, the estimates of this bank's queries of that lane, in
-        stream order (``query_slots`` deep).
+    answers : SyncFIFO
+        Per QUERY beat with lanes in this bank, in stream order, the W
+        estimates (``ArrayLayout(C, W)``; only this bank's lanes are
+        meaningful; ``query_slots`` deep).
     run : Signal, in
         Issue operations from the queues.
     clearing : Signal, in
@@ -253,8 +257,7 @@ class CounterBank(Elaboratable):
         self.set_depth = c.hh_sets // c.banks
         self.clear_depth = max(self.row_depth, self.set_depth)
         self.beats = SyncFIFO(width=data.Layout.cast(layouts.beat).size, depth=c.fifo_depth)
-        self.answers = [SyncFIFO(width=c.counter_bits, depth=layouts.query_slots)
-                        for _ in range(c.lanes)]
+        self.answers = SyncFIFO(width=c.counter_bits * c.lanes, depth=layouts.query_slots)
         self.run = Signal()
         self.clearing = Signal()
         self.clear_addr = Signal(range(self.clear_depth))
@@ -271,8 +274,7 @@ class CounterBank(Elaboratable):
         W, D = c.lanes, c.depth
         cmax = c.counter_max
         op_bits = data.Layout.cast(L.op).size
-        for i, a in enumerate(self.answers):
-            m.submodules[f"answer{i}"] = a
+        m.submodules.answers = answers = self.answers
         m.submodules.beats = beats = self.beats
 
         # ---- S: the next lane of the oldest beat ---------------------------
@@ -298,16 +300,17 @@ class CounterBank(Elaboratable):
         def stage(name):
             return (Signal(name=f"{name}_valid"),
                     Signal(L.op, name=f"{name}_op", reset_less=True),
-                    Signal(range(W), name=f"{name}_lane", reset_less=True))
-        r_valid, r_op, r_lane = stage("r")
-        e1_valid, e1_op, e1_lane = stage("e1")
-        e2_valid, e2_op, e2_lane = stage("e2")
-        e3_valid, e3_op, e3_lane = stage("e3")
+                    Signal(range(W), name=f"{name}_lane", reset_less=True),
+                    Signal(name=f"{name}_last", reset_less=True))
+        r_valid, r_op, r_lane, r_last = stage("r")
+        e1_valid, e1_op, e1_lane, e1_last = stage("e1")
+        e2_valid, e2_op, e2_lane, e2_last = stage("e2")
+        e3_valid, e3_op, e3_lane, e3_last = stage("e3")
         m.d.sync += [
-            r_valid.eq(take), r_op.eq(head), r_lane.eq(lane),
-            e1_valid.eq(r_valid), e1_op.eq(r_op), e1_lane.eq(r_lane),
-            e2_valid.eq(e1_valid), e2_op.eq(e1_op), e2_lane.eq(e1_lane),
-            e3_valid.eq(e2_valid), e3_op.eq(e2_op), e3_lane.eq(e2_lane),
+            r_valid.eq(take), r_op.eq(head), r_lane.eq(lane), r_last.eq(last),
+            e1_valid.eq(r_valid), e1_op.eq(r_op), e1_lane.eq(r_lane), e1_last.eq(r_last),
+            e2_valid.eq(e1_valid), e2_op.eq(e1_op), e2_lane.eq(e1_lane), e2_last.eq(e1_last),
+            e3_valid.eq(e2_valid), e3_op.eq(e2_op), e3_lane.eq(e2_lane), e3_last.eq(e2_last),
         ]
         e2_upd = Signal()
         e3_upd = Signal()
@@ -414,8 +417,14 @@ class CounterBank(Elaboratable):
         ]
 
         # ---- query answers and status ------------------------------------------
-        for i, a in enumerate(self.answers):
-            m.d.comb += [a.w_en.eq(e3_valid & e3_op.query & (e3_lane == i)), a.w_data.eq(e3_est)]
+        acc = Signal(data.ArrayLayout(c.counter_bits, W), reset_less=True)
+        answer = Signal(data.ArrayLayout(c.counter_bits, W))
+        for i in range(W):
+            m.d.comb += answer[i].eq(Mux(e3_lane == i, e3_est, acc[i]))
+        with m.If(e3_valid & e3_op.query):
+            m.d.sync += acc.eq(answer)
+        m.d.comb += [answers.w_en.eq(e3_valid & e3_op.query & e3_last),
+                     answers.w_data.eq(answer.as_value())]
         m.d.comb += self.busy.eq(beats.r_rdy | r_valid | e1_valid | e2_valid | e3_valid)
         return m
 
@@ -513,12 +522,14 @@ class PopularityCounterArray(wiring.Component):
       therefore takes at most one key (or run) per cycle: a stream whose
       keys all hash to one bank runs at 1 operation per cycle, not W.
 
-    * QUERY answers: each bank puts a query's estimate into a per-(bank,
-      lane) answer queue (LUT RAM, ``fifo_depth`` deep); a query-beat queue
-      of ``fifo_depth`` entries records, per dispatched QUERY beat, its lane
-      mask and each lane's bank.  The oldest QUERY beat is sent when the
-      answer queue of each of its lanes' banks has an entry; a bank answers
-      its queries in stream order, so the heads line up.  At most
+    * QUERY answers: each bank collects the estimates of its lanes of a
+      QUERY beat and puts them, after the beat's last lane in the bank, into
+      its answer queue as one entry (LUT RAM, ``fifo_depth`` deep, one write
+      port); a query-beat queue of ``fifo_depth`` entries records, per
+      dispatched QUERY beat, its lane mask, each lane's bank and the set of
+      banks involved.  The oldest QUERY beat is sent when the answer queue of
+      each involved bank has an entry (a bank answers in stream order, so the
+      heads line up), each lane's count taken from its bank's head.  At most
       ``fifo_depth`` QUERY beats are in flight, so the answer queues never
       overflow and a bank never waits on ``estimates``.
 
@@ -678,23 +689,23 @@ class PopularityCounterArray(wiring.Component):
             ]
         m.d.comb += [
             qbeats.w_en.eq(fire & is_query),
-            qbeats.w_data.eq(Cat(d_mask, d_bank.as_value())),
+            qbeats.w_data.eq(Cat(d_mask, d_bank.as_value(), *d_has)),
         ]
 
         # ---- estimates: the oldest QUERY beat, once its lanes are answered --------
         qhead = data.View(L.qbeat, qbeats.r_data)
         send = Signal()
-        lane_ready = []
         for l in range(W):
-            ready = _any([(qhead.bank[l] == b) & banks[b].answers[l].r_rdy for b in range(B)])
             value = _onehot_mux([qhead.bank[l] == b for b in range(B)],
-                                [banks[b].answers[l].r_data for b in range(B)], c.counter_bits)
-            lane_ready.append(~qhead.mask[l] | ready)
+                                [data.View(data.ArrayLayout(c.counter_bits, W),
+                                           banks[b].answers.r_data)[l] for b in range(B)],
+                                c.counter_bits)
             m.d.comb += self.estimates.payload.counts[l].eq(Mux(qhead.mask[l], value, 0))
-            for b in range(B):
-                m.d.comb += banks[b].answers[l].r_en.eq(send & qhead.mask[l] & (qhead.bank[l] == b))
+        for b in range(B):
+            m.d.comb += banks[b].answers.r_en.eq(send & qhead.banks[b])
         m.d.comb += [
-            self.estimates.valid.eq(qbeats.r_rdy & _all(lane_ready)),
+            self.estimates.valid.eq(qbeats.r_rdy &
+                                    _all([~qhead.banks[b] | banks[b].answers.r_rdy for b in range(B)])),
             self.estimates.payload.mask.eq(qhead.mask),
             send.eq(self.estimates.valid & self.estimates.ready),
             qbeats.r_en.eq(send),
