@@ -278,6 +278,7 @@ class CounterBank(Elaboratable):
         m.submodules.beats = beats = self.beats
 
         # ---- S: the next lane of the oldest beat ---------------------------
+        hold = Signal()       # the operation in R waits (a partial overlap, see below)
         beat = data.View(L.beat, beats.r_data)
         done = Signal(W)      # lanes of the head beat already taken
         rem = Signal(W)
@@ -288,7 +289,7 @@ class CounterBank(Elaboratable):
             rem.eq(beat.mask & ~done),
             first.eq(Cat(*((rem[i] & ~rem[:i].any()) if i else rem[0] for i in range(W)))),
             last.eq((rem & ~first) == 0),
-            take.eq(self.run & beats.r_rdy),
+            take.eq(self.run & beats.r_rdy & ~hold),
             beats.r_en.eq(take & last),
         ]
         with m.If(take):
@@ -303,64 +304,111 @@ class CounterBank(Elaboratable):
                     Signal(range(W), name=f"{name}_lane", reset_less=True),
                     Signal(name=f"{name}_last", reset_less=True))
         r_valid, r_op, r_lane, r_last = stage("r")
-        e1_valid, e1_op, e1_lane, e1_last = stage("e1")
-        e2_valid, e2_op, e2_lane, e2_last = stage("e2")
-        e3_valid, e3_op, e3_lane, e3_last = stage("e3")
-        m.d.sync += [
-            r_valid.eq(take), r_op.eq(head), r_lane.eq(lane), r_last.eq(last),
-            e1_valid.eq(r_valid), e1_op.eq(r_op), e1_lane.eq(r_lane), e1_last.eq(r_last),
-            e2_valid.eq(e1_valid), e2_op.eq(e1_op), e2_lane.eq(e1_lane), e2_last.eq(e1_last),
-            e3_valid.eq(e2_valid), e3_op.eq(e2_op), e3_lane.eq(e2_lane), e3_last.eq(e2_last),
-        ]
-        e2_upd = Signal()
-        e3_upd = Signal()
-        m.d.comb += [e2_upd.eq(e2_valid & ~e2_op.query), e3_upd.eq(e3_valid & ~e3_op.query)]
-        e3_est = Signal(c.counter_bits, reset_less=True)
+        ex = [stage(f"e{j}") for j in range(1, 6)]     # E1 .. E5
+        with m.If(~hold):
+            m.d.sync += [r_valid.eq(take), r_op.eq(head), r_lane.eq(lane), r_last.eq(last)]
+        m.d.sync += [ex[0][0].eq(r_valid & ~hold), ex[0][1].eq(r_op), ex[0][2].eq(r_lane),
+                     ex[0][3].eq(r_last)]
+        for j in range(1, 5):
+            m.d.sync += [dst.eq(src) for dst, src in zip(ex[j], ex[j - 1])]
+        (e1_valid, e1_op, _, _), (e2_valid, e2_op, _, _), (e3_valid, e3_op, _, _), \
+            (e4_valid, e4_op, _, _), (e5_valid, e5_op, e5_lane, e5_last) = ex
+        e5_upd = Signal()
+        m.d.comb += e5_upd.eq(e5_valid & ~e5_op.query)
+        e5_est = Signal(c.counter_bits, reset_less=True)
+        cbits = c.counter_bits
 
-        def fold(value, wrote):
-            """``value`` after the write of the operation in E3 (``wrote``: to this counter)."""
-            if c.conservative_update:
-                return Mux(wrote & (value < e3_est), e3_est, value)
-            total = value + Mux(wrote, e3_op.n, 0)
+        def sat_add(a, n):
+            total = a + n
             return Mux(total > cmax, cmax, total)
 
+        # ---- hazards: the operations in E1..E4 when this one leaves R ----------
+        # Their writes commit after this operation's read (the one in E5 commits
+        # at the read's own edge, which the transparent read ports see).  An
+        # update there whose D counters are all this operation's is a chain
+        # link: its estimate and written counters are taken over when it reaches
+        # E5.  One that shares only some of them (different keys colliding in a
+        # row) makes this operation wait in R until it has written (``hold``).
+        chain_r = []
+        partial = []
+        for j in range(4):
+            v, op = ex[j][0], ex[j][1]
+            eqs = [r_op.rows[d] == op.rows[d] for d in range(D)]
+            writer = v & ~op.query
+            chain_r.append(writer & _all(eqs))
+            partial.append(writer & _any(eqs) & ~_all(eqs))
+        m.d.comb += hold.eq(r_valid & _any(partial))
+        # chain[j]: the operation j + 1 ahead is a chain link (registered per stage)
+        chain = [Signal(name=f"chain{j + 1}", reset_less=True) for j in range(4)]
+        m.d.sync += [chain[j].eq(chain_r[j]) for j in range(4)]
+        chain_at = {}        # stage index (1-based) -> its chain bits, carried along
+        chain_at[1] = chain
+        for j in range(2, 5):
+            regs = [Signal(name=f"chain{i + 1}_e{j}", reset_less=True) for i in range(4)]
+            m.d.sync += [regs[i].eq(chain_at[j - 1][i]) for i in range(4)]
+            chain_at[j] = regs
+
         # ---- sketch rows -------------------------------------------------------
-        v2 = []    # E2: counters with every earlier write folded in
-        v3 = []    # E3: the same, registered
+        raw = []                  # E1: the counters as read
+        new5 = []                 # E5: the counters written
+        w5 = [Signal(cbits, name=f"w5_{d}", reset_less=True) for d in range(D)]
+        wps = []
         for d in range(D):
-            m.submodules[f"row{d}"] = mem = Memory(shape=c.counter_bits, depth=self.row_depth, init=[])
+            m.submodules[f"row{d}"] = mem = Memory(shape=cbits, depth=self.row_depth, init=[])
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
             m.d.comb += [rp.addr.eq(r_op.rows[d]), rp.en.eq(1)]
-            # the operation in E2 (E3 when this one is in E1) writes this counter
-            fw1 = Signal(name=f"fw1_{d}")
-            m.d.sync += fw1.eq(e2_upd & (r_op.rows[d] == e2_op.rows[d]))
-            # the operation in E2 (E3 when this one is in E2) writes this counter
-            fw2 = Signal(name=f"fw2_{d}")
-            m.d.sync += fw2.eq(e2_upd & (e1_op.rows[d] == e2_op.rows[d]))
-            v1 = Signal(c.counter_bits, name=f"v1_{d}", reset_less=True)
-            m.d.sync += v1.eq(fold(rp.data, fw1))
-            cur = Signal(c.counter_bits, name=f"v2_{d}")
-            m.d.comb += cur.eq(fold(v1, fw2))
-            reg = Signal(c.counter_bits, name=f"v3_{d}", reset_less=True)
-            m.d.sync += reg.eq(cur)
-            v2.append(cur)
-            v3.append(reg)
-            new = Signal(c.counter_bits, name=f"new{d}")
+            raw.append(rp.data)
+            wps.append(wp)
+            new = Signal(cbits, name=f"new{d}")
             if c.conservative_update:
-                m.d.comb += new.eq(Mux(reg < e3_est, e3_est, reg))
+                m.d.comb += new.eq(Mux(w5[d] < e5_est, e5_est, w5[d]))
             else:
-                total = reg + e3_op.n
-                m.d.comb += new.eq(Mux(total > cmax, cmax, total))
+                m.d.comb += new.eq(sat_add(w5[d], e5_op.n))
+            new5.append(new)
             m.d.comb += [
-                wp.en.eq(e3_upd | self.clearing),
-                wp.addr.eq(Mux(self.clearing, self.clear_addr[:L.row_bits], e3_op.rows[d])),
+                wp.en.eq(e5_upd | self.clearing),
+                wp.addr.eq(Mux(self.clearing, self.clear_addr[:L.row_bits], e5_op.rows[d])),
                 wp.data.eq(Mux(self.clearing, 0, new)),
             ]
-        low = Signal(c.counter_bits)
-        m.d.comb += low.eq(reduce(_min, v2))
-        low_n = low + e2_op.n
-        m.d.sync += e3_est.eq(Mux(e2_op.query, low, Mux(low_n > cmax, cmax, low_n)))
+
+        # The counters as read, their minimum and its estimate, E2..E4.
+        raw2 = [Signal(cbits, name=f"raw2_{d}", reset_less=True) for d in range(D)]
+        raw3 = [Signal(cbits, name=f"raw3_{d}", reset_less=True) for d in range(D)]
+        raw4 = [Signal(cbits, name=f"raw4_{d}", reset_less=True) for d in range(D)]
+        low3 = Signal(cbits, reset_less=True)
+        est4 = Signal(cbits, reset_less=True)
+        m.d.sync += [raw2[d].eq(raw[d]) for d in range(D)]
+        m.d.sync += [raw3[d].eq(raw2[d]) for d in range(D)]
+        m.d.sync += [raw4[d].eq(raw3[d]) for d in range(D)]
+        m.d.sync += [low3.eq(reduce(_min, raw2)), est4.eq(sat_add(low3, e3_op.n))]
+
+        # The newest chain link so far: its E5 estimate plus this operation's n, and
+        # its written counters; taken in E1 (link 4 ahead), E2 (3), E3 (2), E4 (1).
+        link_ok = {}
+        link_est = {}
+        link_w = {}
+        for j, (op, ahead) in zip((1, 2, 3), ((e1_op, 3), (e2_op, 2), (e3_op, 1))):
+            ok = Signal(name=f"link_ok{j + 1}", reset_less=True)
+            est = Signal(cbits, name=f"link_est{j + 1}", reset_less=True)
+            ws = [Signal(cbits, name=f"link_w{j + 1}_{d}", reset_less=True) for d in range(D)]
+            take_link = chain_at[j][ahead]
+            prev_ok = link_ok.get(j, Const(0))
+            prev_est = link_est.get(j, Const(0, cbits))
+            prev_w = link_w.get(j, [Const(0, cbits)] * D)
+            m.d.sync += [
+                ok.eq(take_link | prev_ok),
+                est.eq(Mux(take_link, sat_add(e5_est, op.n), prev_est)),
+            ]
+            m.d.sync += [ws[d].eq(Mux(take_link, new5[d], prev_w[d])) for d in range(D)]
+            link_ok[j + 1], link_est[j + 1], link_w[j + 1] = ok, est, ws
+        # E4: the link one ahead (now in E5) is the newest; else an earlier link; else
+        # the counters as read.
+        first_link = chain_at[4][0]
+        m.d.sync += e5_est.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
+                                  Mux(link_ok[4], link_est[4], est4)))
+        m.d.sync += [w5[d].eq(Mux(first_link, new5[d], Mux(link_ok[4], link_w[4][d], raw4[d])))
+                     for d in range(D)]
 
         # ---- heavy-hitter set --------------------------------------------------
         # All ways of a set in one word: one read and one write port per bank.
@@ -369,19 +417,19 @@ class CounterBank(Elaboratable):
         hwp = hh.write_port()
         hrp = hh.read_port(transparent_for=(hwp,))
         m.d.comb += [
-            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e1_op.set)),
+            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e3_op.set)),
             hrp.en.eq(~self.ro_hold),
             self.hh_data.eq(hrp.data),
         ]
-        hh_raw = Signal(L.hh_word, reset_less=True)   # E3: the set as read
+        hh_raw = Signal(L.hh_word, reset_less=True)   # E5: the set as read
         hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
         hfwd = Signal()                               # ... and it is this operation's set
-        m.d.sync += [hh_raw.eq(hrp.data), hfwd.eq(e3_valid & (e2_op.set == e3_op.set))]
+        m.d.sync += [hh_raw.eq(hrp.data), hfwd.eq(e5_valid & (e4_op.set == e5_op.set))]
         word = Signal(L.hh_word)
         m.d.comb += word.eq(Mux(hfwd, hist.as_value(), hh_raw.as_value()))
         entries = [word[w] for w in range(ways)]
         hit = [Signal(name=f"hit{w}") for w in range(ways)]
-        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == e3_op.key)) for w in range(ways)]
+        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == e5_op.key)) for w in range(ways)]
         any_hit = Signal()
         any_free = Signal()
         m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
@@ -400,19 +448,19 @@ class CounterBank(Elaboratable):
         admit = Signal()
         m.d.comb += [
             victim.eq(Mux(any_free, first_free, small_way)),
-            admit.eq(~any_hit & (e3_est >= c.threshold) & (any_free | (small_cnt < e3_est))),
+            admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | (small_cnt < e5_est))),
         ]
         new_entry = Signal(L.entry)
-        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e3_op.key), new_entry.count.eq(e3_est)]
+        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e5_op.key), new_entry.count.eq(e5_est)]
         new_word = Signal(L.hh_word)
         for w in range(ways):
             # a hit rewrites its own way (same key, new count); an admission its victim
-            put = e3_upd & (hit[w] | (admit & (victim == w)))
+            put = e5_upd & (hit[w] | (admit & (victim == w)))
             m.d.comb += new_word[w].eq(Mux(put, new_entry.as_value(), entries[w].as_value()))
         m.d.sync += hist.eq(new_word)
         m.d.comb += [
-            hwp.en.eq(e3_upd | self.clearing),
-            hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e3_op.set)),
+            hwp.en.eq(e5_upd | self.clearing),
+            hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e5_op.set)),
             hwp.data.eq(Mux(self.clearing, 0, new_word.as_value())),
         ]
 
@@ -420,12 +468,12 @@ class CounterBank(Elaboratable):
         acc = Signal(data.ArrayLayout(c.counter_bits, W), reset_less=True)
         answer = Signal(data.ArrayLayout(c.counter_bits, W))
         for i in range(W):
-            m.d.comb += answer[i].eq(Mux(e3_lane == i, e3_est, acc[i]))
-        with m.If(e3_valid & e3_op.query):
+            m.d.comb += answer[i].eq(Mux(e5_lane == i, e5_est, acc[i]))
+        with m.If(e5_valid & e5_op.query):
             m.d.sync += acc.eq(answer)
-        m.d.comb += [answers.w_en.eq(e3_valid & e3_op.query & e3_last),
+        m.d.comb += [answers.w_en.eq(e5_valid & e5_op.query & e5_last),
                      answers.w_data.eq(answer.as_value())]
-        m.d.comb += self.busy.eq(beats.r_rdy | r_valid | e1_valid | e2_valid | e3_valid)
+        m.d.comb += self.busy.eq(beats.r_rdy | r_valid | _any([e[0] for e in ex]))
         return m
 
 
@@ -656,7 +704,7 @@ class PopularityCounterArray(wiring.Component):
                     d_entry[i].key.eq(b_key[i]),
                     d_entry[i].rows.eq(b_rows[i]),
                     d_entry[i].set.eq(b_set[i]),
-                    d_entry[i].n.eq(incr[i]),
+                    d_entry[i].n.eq(Mux(b_query, 0, incr[i])),   # a query adds nothing
                     d_entry[i].query.eq(b_query),
                     d_bank[i].eq(b_bank[i]),
                 ]
