@@ -421,15 +421,29 @@ class CounterBank(Elaboratable):
             hrp.en.eq(~self.ro_hold),
             self.hh_data.eq(hrp.data),
         ]
+        # The set arrives in E4 and is compared with the key there; in E5 the set
+        # the previous operation wrote is forwarded when it is the same set.  That
+        # operation read the same memory contents as this one (its own forwarded
+        # predecessor had committed by this one's read), so only the ways it put
+        # differ: there the hit is "same key as the previous operation".
         hh_raw = Signal(L.hh_word, reset_less=True)   # E5: the set as read
+        hit_raw = Signal(ways, reset_less=True)       # E5: ... and where this key is in it
         hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
+        hist_put = Signal(ways, reset_less=True)      # ... the ways it put
         hfwd = Signal()                               # ... and it is this operation's set
-        m.d.sync += [hh_raw.eq(hrp.data), hfwd.eq(e5_valid & (e4_op.set == e5_op.set))]
+        same_key = Signal(reset_less=True)            # ... and its key is this one's
+        m.d.sync += [
+            hh_raw.eq(hrp.data),
+            hit_raw.eq(Cat(*(hrp.data[w].valid & (hrp.data[w].key == e4_op.key)
+                             for w in range(ways)))),
+            hfwd.eq(e5_valid & (e4_op.set == e5_op.set)),
+            same_key.eq(e4_op.key == e5_op.key),
+        ]
         word = Signal(L.hh_word)
         m.d.comb += word.eq(Mux(hfwd, hist.as_value(), hh_raw.as_value()))
         entries = [word[w] for w in range(ways)]
         hit = [Signal(name=f"hit{w}") for w in range(ways)]
-        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == e5_op.key)) for w in range(ways)]
+        m.d.comb += [hit[w].eq(Mux(hfwd & hist_put[w], same_key, hit_raw[w])) for w in range(ways)]
         any_hit = Signal()
         any_free = Signal()
         m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
@@ -453,11 +467,12 @@ class CounterBank(Elaboratable):
         new_entry = Signal(L.entry)
         m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e5_op.key), new_entry.count.eq(e5_est)]
         new_word = Signal(L.hh_word)
+        put = Signal(ways)
         for w in range(ways):
             # a hit rewrites its own way (same key, new count); an admission its victim
-            put = e5_upd & (hit[w] | (admit & (victim == w)))
-            m.d.comb += new_word[w].eq(Mux(put, new_entry.as_value(), entries[w].as_value()))
-        m.d.sync += hist.eq(new_word)
+            m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & (victim == w)))),
+                         new_word[w].eq(Mux(put[w], new_entry.as_value(), entries[w].as_value()))]
+        m.d.sync += [hist.eq(new_word), hist_put.eq(put)]
         m.d.comb += [
             hwp.en.eq(e5_upd | self.clearing),
             hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e5_op.set)),
