@@ -109,8 +109,11 @@ class CounterArrayConfig:
     ECP5-85F's 208 DP16KD blocks (one 2048 x 9 block per row and bank, four
     512 x 36 blocks per bank for its 128 sets of three 47-bit entries; the
     queues are LUT RAM; ``hotline.fpga.resources``), so the counter array,
-    the reorder unit, the gather DMA and a top fit the chip together.
-    Hot-set quality on Criteo-shaped Zipf data: ``scripts/bench_counter_quality.py``.
+    the reorder unit, the gather DMA and a top fit the chip together.  On
+    Criteo-shaped Zipf data they find hot sets covering 0.976 (N = 3,072,
+    the readout), 0.93 (10x) and 0.95 (100x) of what the exact top-N covers
+    (``scripts/bench_counter_quality.py``; 2**16 counters and 1024 x 4 heavy
+    hitters, 176 blocks, reach 0.98-0.99).
 
     Parameters
     ----------
