@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..config import HotlineConfig
 
-__all__ = ["ECP5_DP16KD_SHAPES", "ECP5_85F_BLOCKS", "ecp5_bram_blocks", "counter_array_memories",
-           "counter_array_blocks"]
+__all__ = ["ECP5_DP16KD_SHAPES", "ECP5_85F_BLOCKS", "ecp5_bram_blocks", "lutram_cells",
+           "counter_array_memories", "counter_array_blocks"]
 
 ECP5_DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 ECP5_85F_BLOCKS = 208   # LFE5U-85F: 208 DP16KD = 3.74 Mbit
@@ -23,20 +23,49 @@ def ecp5_bram_blocks(depth: int, width: int) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in ECP5_DP16KD_SHAPES)
 
 
-def counter_array_memories(cfg: HotlineConfig) -> list[tuple[str, int, int, int]]:
-    """The counter array's memories as ``(name, count, depth, width)``."""
+def counter_array_memories(cfg: HotlineConfig) -> list[tuple[str, int, int, int, str]]:
+    """The counter array's memories as ``(name, count, depth, width, primitive)``.
+
+    One entry per memory of :class:`hotline.rtl.popularity.PopularityCounterArray`
+    (``count`` copies of ``depth x width``).  ``primitive`` is ``"DP16KD"`` for
+    the memories with a synchronous read port (block RAM) and ``"LUTRAM"`` for
+    the queues, whose read port is asynchronous (TRELLIS_DPR16X4).  Every
+    memory has one write and one read port.
+    """
     c, k = cfg.counter, cfg.keys
     entry = 1 + k.key_bits + c.counter_bits
+    row_bits = c.log2_counters - c.bank_bits
+    set_bits = c.hh_set_bits - c.bank_bits
+    op = k.key_bits + c.depth * row_bits + set_bits + (c.lanes + 1 - 1).bit_length() + 1
     return [
-        ("sketch row bank", c.depth * c.banks, c.counters // c.banks, c.counter_bits),
-        ("heavy-hitter bank", c.banks, c.hh_sets // c.banks, c.hh_ways * entry),
+        ("sketch row bank", c.depth * c.banks, c.counters // c.banks, c.counter_bits, "DP16KD"),
+        ("heavy-hitter bank", c.banks, c.hh_sets // c.banks, c.hh_ways * entry, "DP16KD"),
+        ("bank beat queue", c.banks, c.fifo_depth, c.lanes * (op + 1), "LUTRAM"),
+        ("bank answer queue", c.banks, c.fifo_depth, c.lanes * c.counter_bits, "LUTRAM"),
+        ("query-beat queue", 1, c.fifo_depth, c.lanes * (1 + c.bank_bits) + c.banks, "LUTRAM"),
     ]
 
 
+def lutram_cells(depth: int, width: int) -> int:
+    """TRELLIS_DPR16X4 cells (16 x 4 LUT RAM) for one ``depth x width`` memory."""
+    if depth < 1 or width < 1:
+        raise ValueError(f"memory must be at least 1x1, not {depth}x{width}")
+    return -(-depth // 16) * -(-width // 4)
+
+
 def counter_array_blocks(cfg: HotlineConfig) -> dict:
-    """Bits and estimated DP16KD blocks of the counter array's memories."""
-    bits = blocks = 0
-    for _name, count, depth, width in counter_array_memories(cfg):
-        bits += count * depth * width
-        blocks += count * ecp5_bram_blocks(depth, width)
-    return {"bits": bits, "blocks": blocks, "fits_ecp5_85f": blocks <= ECP5_85F_BLOCKS}
+    """Bits and estimated DP16KD blocks of the counter array's block-RAM memories.
+
+    ``bits`` and ``blocks`` count the block-RAM memories (sketch and heavy
+    hitters); ``lutram_bits`` and ``lutram_cells`` the LUT-RAM queues.
+    """
+    bits = blocks = lbits = cells = 0
+    for _name, count, depth, width, prim in counter_array_memories(cfg):
+        if prim == "DP16KD":
+            bits += count * depth * width
+            blocks += count * ecp5_bram_blocks(depth, width)
+        else:
+            lbits += count * depth * width
+            cells += count * lutram_cells(depth, width)
+    return {"bits": bits, "blocks": blocks, "fits_ecp5_85f": blocks <= ECP5_85F_BLOCKS,
+            "lutram_bits": lbits, "lutram_cells": cells}

@@ -4,10 +4,12 @@ The unit equals :class:`hotline.host.popularity.PopularityCounter` processing
 the same keys one at a time in stream order, whatever its parallelism.  It is
 built from ``banks`` independent shards (a key's bank is a hash of the key and
 the top bits of all its counter and heavy-hitter indices), each with its own
-input queue and a one-operation-per-cycle read-modify-write pipeline, so up to
-``banks`` keys are processed per cycle while each bank sees its keys in
-stream order.  See :class:`PopularityCounterArray` for the interface and the
-micro-architecture.
+single-write input queues and a one-operation-per-cycle read-modify-write
+pipeline with exact forwarding, so up to ``banks`` keys are processed per cycle
+while each bank sees its keys in stream order.  Every memory has one write and
+one read port (block RAM for the sketch rows and heavy-hitter sets, LUT RAM
+for the queues).  See :class:`PopularityCounterArray` for the interface and
+the micro-architecture.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from functools import reduce
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import HotlineConfig
 from .checks import require_config
 from ..hashing import counter_hashes
-from .multififo import MultiWriteFIFO
 
 __all__ = ["Op", "CounterLayouts", "CounterBank", "PopularityCounterArray"]
 
@@ -59,11 +61,22 @@ class CounterLayouts:
     entry : StructLayout
         One heavy-hitter way in memory: ``{valid: 1, key: key_bits, count: C}``.
     op : StructLayout
-        One bank-queue operation: ``{key, n, query, slot, lane}``; ``n`` is
-        the increment of an update (a run of ``n`` equal keys), ``slot`` and
-        ``lane`` say where a query's answer goes.
+        One bank-queue operation, hashed at dispatch: ``{key, rows, set, n,
+        query}``; ``rows[d]`` and ``set`` are the bank-local counter and
+        heavy-hitter set indices (the bank bits dropped), ``n`` the increment
+        of an update (a run of ``n`` equal keys).
+    hh_word : ArrayLayout
+        One heavy-hitter set in memory: ``hh_ways`` entries side by side.
+    beat : StructLayout
+        One entry of a bank's beat queue: ``{mask: W, ops: ArrayLayout(op, W)}``,
+        the lanes of one beat that go to the bank and the beat's operations.
+    qbeat : StructLayout
+        One QUERY beat awaiting its answers: ``{mask: W, bank:
+        ArrayLayout(bank, W), banks: B}`` (``banks``: the banks it waits on).
     query_slots : int
         QUERY beats that may be in flight at once (``fifo_depth``).
+    row_bits, set_bits : int
+        Widths of a bank-local counter index and heavy-hitter set index.
     """
 
     def __init__(self, cfg: HotlineConfig):
@@ -86,13 +99,20 @@ class CounterLayouts:
             "last": 1,
         })
         self.entry = data.StructLayout({"valid": 1, "key": k.key_bits, "count": c.counter_bits})
+        self.row_bits = c.log2_counters - c.bank_bits
+        self.set_bits = c.hh_set_bits - c.bank_bits
         self.op = data.StructLayout({
             "key": k.key_bits,
+            "rows": data.ArrayLayout(self.row_bits, c.depth),
+            "set": self.set_bits,
             "n": range(c.lanes + 1),
             "query": 1,
-            "slot": range(self.query_slots),
-            "lane": range(c.lanes),
         })
+        self.hh_word = data.ArrayLayout(self.entry, c.hh_ways)
+        self.beat = data.StructLayout({"mask": c.lanes, "ops": data.ArrayLayout(self.op, c.lanes)})
+        self.qbeat = data.StructLayout({"mask": c.lanes,
+                                        "bank": data.ArrayLayout(range(c.banks), c.lanes),
+                                        "banks": c.banks})
         self._lanes = c.lanes
         self._key_bits = k.key_bits
         self._counter_bits = c.counter_bits
@@ -149,18 +169,54 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
-class CounterBank(Elaboratable):
-    """One shard of the counter array: input queue, D sketch rows, heavy-hitter sets.
+def _any(values):
+    return reduce(lambda a, b: a | b, values, Const(0))
 
-    The bank takes one operation per cycle from its queue.  Cycle t (issue):
-    hash the key, present the D row addresses and the set address to the
-    synchronous read ports (one memory per sketch row, one per heavy-hitter
-    way).  Cycle t+1 (execute): minimum ``m`` over the rows, estimate
-    ``e = min(m + n, 2**C - 1)`` (a query: ``m``), new counters (``+n``
-    saturating, or ``max(c, e)`` with ``conservative_update``), heavy-hitter
-    hit / admit / evict, write back.  An operation issued in cycle t+1 on the
-    same address reads the value being written through the transparent read
-    ports, so back-to-back operations on one key are exact without stalling.
+
+def _all(values):
+    return reduce(lambda a, b: a & b, values, Const(1))
+
+
+def _onehot_mux(sel, values, width):
+    """``values[i]`` where one-hot ``sel[i]`` is set (0 when none is)."""
+    return reduce(lambda a, b: a | b, [Mux(sel[i], v, 0) for i, v in enumerate(values)],
+                  Const(0, width))
+
+
+class CounterBank(Elaboratable):
+    """One shard of the counter array: input queues, D sketch rows, heavy-hitter sets.
+
+    The bank takes one operation per cycle, in stream order, from its beat
+    queue: each entry is one beat that sent this bank anything, with the mask
+    of the lanes that did, and the bank takes those lanes lowest first.  Each
+    operation carries its indices (hashed at dispatch) through a five-stage
+    pipeline:
+
+    * S: select the next lane of the head beat; register its operation
+      (stage R).
+    * R: present the D counter addresses to the sketch rows' read ports.
+    * E1: the counters arrive (transparent read: a write committed at the
+      same edge is seen); fold in the write of the operation now in E3
+      (registered as E2's counters).  Present the heavy-hitter set address.
+    * E2: fold in the write of the operation now in E3; minimum ``m`` over
+      the rows; estimate ``e = min(m + n, 2**C - 1)`` (a query: ``m``).
+      The heavy-hitter set arrives and is registered.
+    * E3: new counters (``+n`` saturating, or ``max(c, e)`` with
+      ``conservative_update``) are written; the heavy-hitter set (with the
+      set written by the previous operation forwarded when it is the same
+      set) is searched: hit / admit / evict, and written back.  A query's
+      estimate is collected; after the last of its beat's lanes in this bank
+      the beat's estimates go to the answer queue as one entry.
+
+    Forwarding is exact because the counters only grow between clears: a
+    counter that an operation still in flight writes ends at ``max(c, e)``
+    (conservative) or ``min(c + n, 2**C - 1)`` (plain) of whatever was read,
+    so folding in that operation's registered ``e`` or ``n`` gives the value
+    after it.  The reads that can miss writes are exactly those of the two
+    operations ahead (in E2 and E3 when the read is issued); the one in E3
+    then is folded in at E1, the one in E2 at E2 (when it is in E3 and its
+    estimate is registered).  Back-to-back operations on one key therefore
+    run at one per cycle.
 
     Parameters
     ----------
@@ -169,128 +225,228 @@ class CounterBank(Elaboratable):
 
     Members
     -------
-    fifo : MultiWriteFIFO
-        The input queue (``layouts.op`` entries, ``fifo_depth`` deep, W writers).
+    beats : SyncFIFO
+        The beat queue (``layouts.beat`` entries, ``fifo_depth`` deep, LUT
+        RAM with one write port): per beat with operations for this bank,
+        the beat's W operations and the mask of those that are this bank's.
+    answers : SyncFIFO
+        Per QUERY beat with lanes in this bank, in stream order, the W
+        estimates (``ArrayLayout(C, W)``; only this bank's lanes are
+        meaningful; ``query_slots`` deep).
     run : Signal, in
-        Issue operations from the queue.
+        Issue operations from the queues.
     clearing : Signal, in
-        Write zero at ``clear_addr`` into every row and heavy-hitter way memory.
+        Write zero at ``clear_addr`` into every row and heavy-hitter memory.
     clear_addr : Signal, in
         The address being cleared (truncated to each memory's depth).
     ro_load, ro_addr : Signal, in
         Readout: read heavy-hitter set ``ro_addr`` (local to the bank) now.
     ro_hold : Signal, in
         Readout: keep the heavy-hitter read data as it is.
-    hh_data : list of Signal(layouts.entry), out
-        The heavy-hitter read ports' data, one per way (for readout).
+    hh_data : Signal(layouts.hh_word), out
+        The heavy-hitter read port's data (for readout).
     busy : Signal, out
         An operation is queued or executing.
-    q_valid, q_slot, q_lane, q_est : Signal, out
-        A query's answer this cycle and where it goes.
     """
 
     def __init__(self, cfg: HotlineConfig, layouts: CounterLayouts):
         c = cfg.counter
         self.cfg = cfg
         self.layouts = layouts
-        self.hashes = counter_hashes(cfg)
         self.row_depth = c.counters // c.banks
         self.set_depth = c.hh_sets // c.banks
         self.clear_depth = max(self.row_depth, self.set_depth)
-        self.fifo = MultiWriteFIFO(layouts.op, c.fifo_depth, c.lanes)
+        self.beats = SyncFIFO(width=data.Layout.cast(layouts.beat).size, depth=c.fifo_depth)
+        self.answers = SyncFIFO(width=c.counter_bits * c.lanes, depth=layouts.query_slots)
         self.run = Signal()
         self.clearing = Signal()
         self.clear_addr = Signal(range(self.clear_depth))
         self.ro_load = Signal()
         self.ro_hold = Signal()
         self.ro_addr = Signal(range(self.set_depth))
-        self.hh_data = [Signal(layouts.entry, name=f"hh_data{w}") for w in range(c.hh_ways)]
+        self.hh_data = Signal(layouts.hh_word)
         self.busy = Signal()
-        self.q_valid = Signal()
-        self.q_slot = Signal(range(layouts.query_slots))
-        self.q_lane = Signal(range(c.lanes))
-        self.q_est = Signal(c.counter_bits)
 
     def elaborate(self, platform):
         m = Module()
         c = self.cfg.counter
         L = self.layouts
+        W, D = c.lanes, c.depth
         cmax = c.counter_max
-        row_bits = _clog2(self.row_depth)
-        set_bits = _clog2(self.set_depth)
-        m.submodules.fifo = fifo = self.fifo
+        op_bits = data.Layout.cast(L.op).size
+        m.submodules.answers = answers = self.answers
+        m.submodules.beats = beats = self.beats
 
-        # ---- issue -------------------------------------------------------
-        head = fifo.r_data
-        issue = Signal()
-        m.d.comb += [issue.eq(fifo.r_valid & self.run), fifo.r_ready.eq(self.run)]
-        key = head.key
-        row_addr = [self.hashes.rows[d].amaranth(key) for d in range(c.depth)]
-        set_addr = self.hashes.hh_set.amaranth(key)
+        # ---- S: the next lane of the oldest beat ---------------------------
+        hold = Signal()       # the operation in R waits (a partial overlap, see below)
+        beat = data.View(L.beat, beats.r_data)
+        done = Signal(W)      # lanes of the head beat already taken
+        rem = Signal(W)
+        first = Signal(W)     # one-hot: the lowest remaining lane
+        last = Signal()
+        take = Signal()
+        m.d.comb += [
+            rem.eq(beat.mask & ~done),
+            first.eq(Cat(*((rem[i] & ~rem[:i].any()) if i else rem[0] for i in range(W)))),
+            last.eq((rem & ~first) == 0),
+            take.eq(self.run & beats.r_rdy & ~hold),
+            beats.r_en.eq(take & last),
+        ]
+        with m.If(take):
+            m.d.sync += done.eq(Mux(last, 0, done | first))
+        head = _onehot_mux(first, [beat.ops[i].as_value() for i in range(W)], op_bits)
+        lane = reduce(lambda a, i: a | Mux(first[i], i, 0), range(W), Const(0, range(W)))
 
-        ex_valid = Signal()
-        # data registers need no reset (only ex_valid does)
-        ex_op = Signal(L.op, reset_less=True)
-        ex_row = [Signal(row_bits, name=f"ex_row{d}", reset_less=True) for d in range(c.depth)]
-        ex_set = Signal(set_bits, reset_less=True)
-        m.d.sync += [ex_valid.eq(issue), ex_op.eq(head), ex_set.eq(set_addr)]
-        m.d.sync += [ex_row[d].eq(row_addr[d]) for d in range(c.depth)]
+        # ---- pipeline registers (only the valid bits are reset) --------------
+        def stage(name):
+            return (Signal(name=f"{name}_valid"),
+                    Signal(L.op, name=f"{name}_op", reset_less=True),
+                    Signal(range(W), name=f"{name}_lane", reset_less=True),
+                    Signal(name=f"{name}_last", reset_less=True))
+        r_valid, r_op, r_lane, r_last = stage("r")
+        ex = [stage(f"e{j}") for j in range(1, 6)]     # E1 .. E5
+        with m.If(~hold):
+            m.d.sync += [r_valid.eq(take), r_op.eq(head), r_lane.eq(lane), r_last.eq(last)]
+        m.d.sync += [ex[0][0].eq(r_valid & ~hold), ex[0][1].eq(r_op), ex[0][2].eq(r_lane),
+                     ex[0][3].eq(r_last)]
+        for j in range(1, 5):
+            m.d.sync += [dst.eq(src) for dst, src in zip(ex[j], ex[j - 1])]
+        (e1_valid, e1_op, _, _), (e2_valid, e2_op, _, _), (e3_valid, e3_op, _, _), \
+            (e4_valid, e4_op, _, _), (e5_valid, e5_op, e5_lane, e5_last) = ex
+        e5_upd = Signal()
+        m.d.comb += e5_upd.eq(e5_valid & ~e5_op.query)
+        e5_est = Signal(c.counter_bits, reset_less=True)
+        cbits = c.counter_bits
 
-        # ---- execute: sketch rows ------------------------------------------
-        # With m the minimum of the key's counters, an update of n equal keys
-        # gives the estimate e = min(m + n, 2**C - 1) (the last of the run's n
-        # estimates); a query gives m.  Plain count-min adds n to every counter
-        # (saturating), conservative update raises each counter to max(c, e).
-        update = Signal()
-        m.d.comb += update.eq(ex_valid & ~ex_op.query)
-        ports = []
-        for d in range(c.depth):
-            m.submodules[f"row{d}"] = mem = Memory(shape=c.counter_bits, depth=self.row_depth, init=[])
+        def sat_add(a, n):
+            total = a + n
+            return Mux(total > cmax, cmax, total)
+
+        # ---- hazards: the operations in E1..E4 when this one leaves R ----------
+        # Their writes commit after this operation's read (the one in E5 commits
+        # at the read's own edge, which the transparent read ports see).  An
+        # update there whose D counters are all this operation's is a chain
+        # link: its estimate and written counters are taken over when it reaches
+        # E5.  One that shares only some of them (different keys colliding in a
+        # row) makes this operation wait in R until it has written (``hold``).
+        chain_r = []
+        partial = []
+        for j in range(4):
+            v, op = ex[j][0], ex[j][1]
+            eqs = [r_op.rows[d] == op.rows[d] for d in range(D)]
+            writer = v & ~op.query
+            chain_r.append(writer & _all(eqs))
+            partial.append(writer & _any(eqs) & ~_all(eqs))
+        m.d.comb += hold.eq(r_valid & _any(partial))
+        # chain[j]: the operation j + 1 ahead is a chain link (registered per stage)
+        chain = [Signal(name=f"chain{j + 1}", reset_less=True) for j in range(4)]
+        m.d.sync += [chain[j].eq(chain_r[j]) for j in range(4)]
+        chain_at = {}        # stage index (1-based) -> its chain bits, carried along
+        chain_at[1] = chain
+        for j in range(2, 5):
+            regs = [Signal(name=f"chain{i + 1}_e{j}", reset_less=True) for i in range(4)]
+            m.d.sync += [regs[i].eq(chain_at[j - 1][i]) for i in range(4)]
+            chain_at[j] = regs
+
+        # ---- sketch rows -------------------------------------------------------
+        raw = []                  # E1: the counters as read
+        new5 = []                 # E5: the counters written
+        w5 = [Signal(cbits, name=f"w5_{d}", reset_less=True) for d in range(D)]
+        wps = []
+        for d in range(D):
+            m.submodules[f"row{d}"] = mem = Memory(shape=cbits, depth=self.row_depth, init=[])
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [rp.addr.eq(row_addr[d]), rp.en.eq(1)]
-            ports.append((rp, wp))
-        low = Signal(c.counter_bits)
-        m.d.comb += low.eq(reduce(_min, [rp.data for rp, _ in ports]))
-        low_n = low + ex_op.n
-        est = Signal(c.counter_bits)
-        m.d.comb += est.eq(Mux(ex_op.query, low, Mux(low_n > cmax, cmax, low_n)))
-        for d, (rp, wp) in enumerate(ports):
-            new = Signal(c.counter_bits, name=f"new{d}")
+            m.d.comb += [rp.addr.eq(r_op.rows[d]), rp.en.eq(1)]
+            raw.append(rp.data)
+            wps.append(wp)
+            new = Signal(cbits, name=f"new{d}")
             if c.conservative_update:
-                m.d.comb += new.eq(Mux(rp.data < est, est, rp.data))
+                m.d.comb += new.eq(Mux(w5[d] < e5_est, e5_est, w5[d]))
             else:
-                total = rp.data + ex_op.n
-                m.d.comb += new.eq(Mux(total > cmax, cmax, total))
+                m.d.comb += new.eq(sat_add(w5[d], e5_op.n))
+            new5.append(new)
             m.d.comb += [
-                wp.en.eq(update | self.clearing),
-                wp.addr.eq(Mux(self.clearing, self.clear_addr[:row_bits], ex_row[d])),
+                wp.en.eq(e5_upd | self.clearing),
+                wp.addr.eq(Mux(self.clearing, self.clear_addr[:L.row_bits], e5_op.rows[d])),
                 wp.data.eq(Mux(self.clearing, 0, new)),
             ]
 
-        # ---- execute: heavy-hitter set -----------------------------------
-        # One memory per way (same address): each word stays narrow, and only
-        # the way that changes is written.
-        ways = c.hh_ways
-        entries = []
-        hh_wps = []
-        for w in range(ways):
-            m.submodules[f"hh_way{w}"] = mem = Memory(shape=L.entry, depth=self.set_depth, init=[])
-            wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [
-                rp.addr.eq(Mux(self.ro_load, self.ro_addr, set_addr)),
-                rp.en.eq(~self.ro_hold),
-                self.hh_data[w].eq(rp.data),
+        # The counters as read, their minimum and its estimate, E2..E4.
+        raw2 = [Signal(cbits, name=f"raw2_{d}", reset_less=True) for d in range(D)]
+        raw3 = [Signal(cbits, name=f"raw3_{d}", reset_less=True) for d in range(D)]
+        raw4 = [Signal(cbits, name=f"raw4_{d}", reset_less=True) for d in range(D)]
+        low3 = Signal(cbits, reset_less=True)
+        est4 = Signal(cbits, reset_less=True)
+        m.d.sync += [raw2[d].eq(raw[d]) for d in range(D)]
+        m.d.sync += [raw3[d].eq(raw2[d]) for d in range(D)]
+        m.d.sync += [raw4[d].eq(raw3[d]) for d in range(D)]
+        m.d.sync += [low3.eq(reduce(_min, raw2)), est4.eq(sat_add(low3, e3_op.n))]
+
+        # The newest chain link so far: its E5 estimate plus this operation's n, and
+        # its written counters; taken in E1 (link 4 ahead), E2 (3), E3 (2), E4 (1).
+        link_ok = {}
+        link_est = {}
+        link_w = {}
+        for j, (op, ahead) in zip((1, 2, 3), ((e1_op, 3), (e2_op, 2), (e3_op, 1))):
+            ok = Signal(name=f"link_ok{j + 1}", reset_less=True)
+            est = Signal(cbits, name=f"link_est{j + 1}", reset_less=True)
+            ws = [Signal(cbits, name=f"link_w{j + 1}_{d}", reset_less=True) for d in range(D)]
+            take_link = chain_at[j][ahead]
+            prev_ok = link_ok.get(j, Const(0))
+            prev_est = link_est.get(j, Const(0, cbits))
+            prev_w = link_w.get(j, [Const(0, cbits)] * D)
+            m.d.sync += [
+                ok.eq(take_link | prev_ok),
+                est.eq(Mux(take_link, sat_add(e5_est, op.n), prev_est)),
             ]
-            entries.append(rp.data)
-            hh_wps.append(wp)
+            m.d.sync += [ws[d].eq(Mux(take_link, new5[d], prev_w[d])) for d in range(D)]
+            link_ok[j + 1], link_est[j + 1], link_w[j + 1] = ok, est, ws
+        # E4: the link one ahead (now in E5) is the newest; else an earlier link; else
+        # the counters as read.
+        first_link = chain_at[4][0]
+        m.d.sync += e5_est.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
+                                  Mux(link_ok[4], link_est[4], est4)))
+        m.d.sync += [w5[d].eq(Mux(first_link, new5[d], Mux(link_ok[4], link_w[4][d], raw4[d])))
+                     for d in range(D)]
+
+        # ---- heavy-hitter set --------------------------------------------------
+        # All ways of a set in one word: one read and one write port per bank.
+        ways = c.hh_ways
+        m.submodules.hh = hh = Memory(shape=L.hh_word, depth=self.set_depth, init=[])
+        hwp = hh.write_port()
+        hrp = hh.read_port(transparent_for=(hwp,))
+        m.d.comb += [
+            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e3_op.set)),
+            hrp.en.eq(~self.ro_hold),
+            self.hh_data.eq(hrp.data),
+        ]
+        # The set arrives in E4 and is compared with the key there; in E5 the set
+        # the previous operation wrote is forwarded when it is the same set.  That
+        # operation read the same memory contents as this one (its own forwarded
+        # predecessor had committed by this one's read), so only the ways it put
+        # differ: there the hit is "same key as the previous operation".
+        hh_raw = Signal(L.hh_word, reset_less=True)   # E5: the set as read
+        hit_raw = Signal(ways, reset_less=True)       # E5: ... and where this key is in it
+        hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
+        hist_put = Signal(ways, reset_less=True)      # ... the ways it put
+        hfwd = Signal()                               # ... and it is this operation's set
+        same_key = Signal(reset_less=True)            # ... and its key is this one's
+        m.d.sync += [
+            hh_raw.eq(hrp.data),
+            hit_raw.eq(Cat(*(hrp.data[w].valid & (hrp.data[w].key == e4_op.key)
+                             for w in range(ways)))),
+            hfwd.eq(e5_valid & (e4_op.set == e5_op.set)),
+            same_key.eq(e4_op.key == e5_op.key),
+        ]
+        word = Signal(L.hh_word)
+        m.d.comb += word.eq(Mux(hfwd, hist.as_value(), hh_raw.as_value()))
+        entries = [word[w] for w in range(ways)]
         hit = [Signal(name=f"hit{w}") for w in range(ways)]
-        m.d.comb += [hit[w].eq(entries[w].valid & (entries[w].key == ex_op.key)) for w in range(ways)]
+        m.d.comb += [hit[w].eq(Mux(hfwd & hist_put[w], same_key, hit_raw[w])) for w in range(ways)]
         any_hit = Signal()
         any_free = Signal()
-        m.d.comb += [any_hit.eq(reduce(lambda a, b: a | b, hit)),
-                     any_free.eq(~reduce(lambda a, b: a & b, [e.valid for e in entries]))]
+        m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
         # lowest free way
         first_free = Const(0, range(ways))
         for w in reversed(range(ways)):
@@ -306,26 +462,33 @@ class CounterBank(Elaboratable):
         admit = Signal()
         m.d.comb += [
             victim.eq(Mux(any_free, first_free, small_way)),
-            admit.eq(~any_hit & (est >= c.threshold) & (any_free | (small_cnt < est))),
+            admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | (small_cnt < e5_est))),
         ]
         new_entry = Signal(L.entry)
-        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(ex_op.key), new_entry.count.eq(est)]
-        for w, wp in enumerate(hh_wps):
+        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e5_op.key), new_entry.count.eq(e5_est)]
+        new_word = Signal(L.hh_word)
+        put = Signal(ways)
+        for w in range(ways):
             # a hit rewrites its own way (same key, new count); an admission its victim
-            m.d.comb += [
-                wp.en.eq((update & (hit[w] | (admit & (victim == w)))) | self.clearing),
-                wp.addr.eq(Mux(self.clearing, self.clear_addr[:set_bits], ex_set)),
-                wp.data.eq(Mux(self.clearing, 0, new_entry.as_value())),
-            ]
-
-        # ---- query answers and status ------------------------------------
+            m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & (victim == w)))),
+                         new_word[w].eq(Mux(put[w], new_entry.as_value(), entries[w].as_value()))]
+        m.d.sync += [hist.eq(new_word), hist_put.eq(put)]
         m.d.comb += [
-            self.q_valid.eq(ex_valid & ex_op.query),
-            self.q_slot.eq(ex_op.slot),
-            self.q_lane.eq(ex_op.lane),
-            self.q_est.eq(est),
-            self.busy.eq(fifo.r_valid | ex_valid),
+            hwp.en.eq(e5_upd | self.clearing),
+            hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e5_op.set)),
+            hwp.data.eq(Mux(self.clearing, 0, new_word.as_value())),
         ]
+
+        # ---- query answers and status ------------------------------------------
+        acc = Signal(data.ArrayLayout(c.counter_bits, W), reset_less=True)
+        answer = Signal(data.ArrayLayout(c.counter_bits, W))
+        for i in range(W):
+            m.d.comb += answer[i].eq(Mux(e5_lane == i, e5_est, acc[i]))
+        with m.If(e5_valid & e5_op.query):
+            m.d.sync += acc.eq(answer)
+        m.d.comb += [answers.w_en.eq(e5_valid & e5_op.query & e5_last),
+                     answers.w_data.eq(answer.as_value())]
+        m.d.comb += self.busy.eq(beats.r_rdy | r_valid | _any([e[0] for e in ex]))
         return m
 
 
@@ -381,26 +544,58 @@ class PopularityCounterArray(wiring.Component):
 
     Micro-architecture
     ------------------
-    * One input register (F1) holds a beat; ``keys.ready`` is high when it is
-      empty or being dispatched this cycle.
-    * Dispatch hashes each lane's bank.  For UPDATE it merges a lane into the
-      next valid lane *of the same bank* when both carry the same key (a run
-      of equal keys within a bank's part of the beat becomes one operation
-      with increment ``n``): a run's estimates only grow, so the counters
-      end as after the ``n`` updates (``+n`` saturating, or ``max(c, e)``
-      with conservative update, ``e`` the run's last estimate) and the
-      heavy-hitter set ends as after one update carrying ``e``; other banks
-      share no state.  Equal keys with another key of their bank between
-      them (A B A) are not merged.  The beat goes out
-      only when every bank queue has room for all of its operations, and a
-      QUERY beat also needs a free answer slot.
-    * Each bank (:class:`CounterBank`) runs one operation per cycle through a
-      read / modify-write pipeline with transparent read ports.  A bank
+    Every memory has at most one write and one read port, so it maps onto one
+    ECP5 DP16KD tiling (sketch rows, heavy-hitter sets) or LUT RAM
+    (TRELLIS_DPR16X4: the queues); nothing is built from flip-flops and
+    multiplexers.
+
+    * Front end, three registered stages with one stall chain (``keys.ready``
+      is high when stage A is empty or moving on):
+
+      - A holds the accepted beat and hashes every lane once: its bank, its D
+        bank-local counter indices and its heavy-hitter set index, plus the
+        key comparisons between lanes;
+      - B merges runs: a lane is merged into the next valid lane *of the
+        same bank* when both carry the same key (a run of equal keys within
+        a bank's part of the beat becomes one operation with increment
+        ``n``): a run's estimates only grow, so the counters end as after
+        the ``n`` updates (``+n`` saturating, or ``max(c, e)`` with
+        conservative update, ``e`` the run's last estimate) and the
+        heavy-hitter set ends as after one update carrying ``e``; other
+        banks share no state.  Equal keys with another key of their bank
+        between them (A B A) are not merged.  QUERY lanes are never merged;
+      - D dispatches the beat when every bank queue it writes has room (and, for
+        a QUERY, the query-beat queue has a free entry); CLEAR and READOUT
+        wait there until all banks are drained.
+
+    * Bank queues: per bank one beat queue of ``fifo_depth`` entries (LUT
+      RAM, one write port): a beat with operations for the bank is written
+      whole (all W operations, hashed) with the mask of the bank's lanes, so
+      a beat can give all W of its operations to one bank in one cycle and
+      stream order within the bank is the queue order; the bank takes the
+      masked lanes of its head entry lowest first, one per cycle.  (A queue
+      per (lane, bank) merged by sequence tags would hold the same bits with
+      W times the queue control; the entries are wide, but LUT RAM is
+      sized by bits either way.)
+
+    * Each bank (:class:`CounterBank`) runs one operation per cycle through
+      select / read / execute (three stages) with the in-flight writes folded
+      into later reads of the same counters and the same heavy-hitter set,
+      so back-to-back operations on one key are exact at full rate.  A bank
       therefore takes at most one key (or run) per cycle: a stream whose
       keys all hash to one bank runs at 1 operation per cycle, not W.
-    * Query answers land in a reorder buffer of ``fifo_depth`` slots (slot
-      reserved at dispatch, so a bank never waits on ``estimates``); the
-      oldest slot is sent once all of its lanes are answered.
+
+    * QUERY answers: each bank collects the estimates of its lanes of a
+      QUERY beat and puts them, after the beat's last lane in the bank, into
+      its answer queue as one entry (LUT RAM, ``fifo_depth`` deep, one write
+      port); a query-beat queue of ``fifo_depth`` entries records, per
+      dispatched QUERY beat, its lane mask, each lane's bank and the set of
+      banks involved.  The oldest QUERY beat is sent when the answer queue of
+      each involved bank has an entry (a bank answers in stream order, so the
+      heads line up), each lane's count taken from its bank's head.  At most
+      ``fifo_depth`` QUERY beats are in flight, so the answer queues never
+      overflow and a bank never waits on ``estimates``.
+
     * CLEAR waits for the banks to drain, then zeroes all memories in
       ``max(2**S, hh_sets) / banks`` cycles.  READOUT waits likewise, then
       reads the sets through the banks' heavy-hitter read ports, one entry
@@ -426,7 +621,8 @@ class PopularityCounterArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, c, L = self.cfg, self.cfg.counter, self.layouts
-        W, B = c.lanes, c.banks
+        W, B, D = c.lanes, c.banks, c.depth
+        h = self.hashes
         banks = [CounterBank(cfg, L) for _ in range(B)]
         for b, bank in enumerate(banks):
             m.submodules[f"bank{b}"] = bank
@@ -436,43 +632,53 @@ class PopularityCounterArray(wiring.Component):
         run = Signal()
         m.d.comb += run.eq(mode == _Mode.RUN)
 
-        # ---- F1: the beat being dispatched ---------------------------------
-        f1 = Signal(L.keys, reset_less=True)
-        f1_valid = Signal()
-        f1_consume = Signal()
-        m.d.comb += self.keys.ready.eq(~f1_valid | f1_consume)
-        with m.If(self.keys.valid & self.keys.ready):
-            m.d.sync += [f1.eq(self.keys.payload), f1_valid.eq(1)]
-        with m.Elif(f1_consume):
-            m.d.sync += f1_valid.eq(0)
-        is_update = Signal()
-        is_query = Signal()
-        is_clear = Signal()
-        is_readout = Signal()
-        m.d.comb += [
-            is_update.eq(f1_valid & (f1.op == Op.UPDATE)),
-            is_query.eq(f1_valid & (f1.op == Op.QUERY)),
-            is_clear.eq(f1_valid & (f1.op == Op.CLEAR)),
-            is_readout.eq(f1_valid & (f1.op == Op.READOUT)),
-        ]
+        a_free = Signal()
+        b_free = Signal()
+        d_free = Signal()
+        d_done = Signal()
 
-        # ---- lanes: validity, bank, run merging -------------------------------
+        # ---- A: the accepted beat; hash every lane ------------------------------
+        a = Signal(L.keys, reset_less=True)
+        a_valid = Signal()
+        m.d.comb += self.keys.ready.eq(a_free)
+        with m.If(a_free):
+            m.d.sync += [a.eq(self.keys.payload), a_valid.eq(self.keys.valid)]
         tables = cfg.keys.tables
-        key = [f1.keys[i].as_value() for i in range(W)]
-        lv = [Signal(name=f"lane_valid{i}") for i in range(W)]
-        bad = [Signal(name=f"lane_bad{i}") for i in range(W)]
-        bank = [Signal(range(B), name=f"lane_bank{i}") for i in range(W)]
-        for i in range(W):
-            in_range = (f1.keys[i].table < tables) if tables < (1 << cfg.keys.table_bits) else 1
-            m.d.comb += [lv[i].eq(f1.mask[i] & in_range), bad[i].eq(f1.mask[i] & ~in_range),
-                         bank[i].eq(self.hashes.bank.amaranth(key[i]))]
-        eq = {}
+        b_valid = Signal()
+        b_op = Signal(Op, reset_less=True)
+        b_key = [Signal(cfg.keys.key_bits, name=f"b_key{i}", reset_less=True) for i in range(W)]
+        b_rows = [Signal(data.ArrayLayout(L.row_bits, D), name=f"b_rows{i}", reset_less=True)
+                  for i in range(W)]
+        b_set = [Signal(L.set_bits, name=f"b_set{i}", reset_less=True) for i in range(W)]
+        b_bank = [Signal(range(B), name=f"b_bank{i}", reset_less=True) for i in range(W)]
+        b_lv = [Signal(name=f"b_lv{i}", reset_less=True) for i in range(W)]
+        b_bad = [Signal(name=f"b_bad{i}", reset_less=True) for i in range(W)]
+        b_eq = {(i, j): Signal(name=f"b_eq{i}_{j}", reset_less=True)
+                for i in range(W) for j in range(i + 1, W)}
+        with m.If(b_free):
+            m.d.sync += [b_valid.eq(a_valid), b_op.eq(a.op)]
+            for i in range(W):
+                key = a.keys[i].as_value()
+                in_range = (a.keys[i].table < tables) if tables < (1 << cfg.keys.table_bits) else 1
+                m.d.sync += [
+                    b_key[i].eq(key),
+                    b_lv[i].eq(a.mask[i] & in_range),
+                    b_bad[i].eq(a.mask[i] & ~in_range),
+                    b_bank[i].eq(h.bank.amaranth(key)),
+                    b_set[i].eq(h.hh_set.amaranth(key)),
+                ]
+                m.d.sync += [b_rows[i][d].eq(h.rows[d].amaranth(key)) for d in range(D)]
+                for j in range(i + 1, W):
+                    m.d.sync += b_eq[i, j].eq(key == a.keys[j].as_value())
+        m.d.comb += a_free.eq(~a_valid | b_free)
+
+        # ---- B: merge runs of equal keys within a bank ---------------------------
+        b_query = b_op == Op.QUERY
         same = {}
         for i in range(W):
             for j in range(i + 1, W):
-                eq[i, j] = Signal(name=f"eq{i}_{j}")
                 same[i, j] = Signal(name=f"same_bank{i}_{j}")
-                m.d.comb += [eq[i, j].eq(key[i] == key[j]), same[i, j].eq(bank[i] == bank[j])]
+                m.d.comb += same[i, j].eq(b_bank[i] == b_bank[j])
         # link[i, j]: lane i's key merges into lane j's operation (no lane of the
         # same bank with another key between them).
         link = {}
@@ -480,92 +686,97 @@ class PopularityCounterArray(wiring.Component):
             for j in range(i + 1, W):
                 blocked = Const(0)
                 for k in range(i + 1, j):
-                    blocked = blocked | (lv[k] & same[i, k] & ~eq[i, k])
+                    blocked = blocked | (b_lv[k] & same[i, k] & ~b_eq[i, k])
                 link[i, j] = Signal(name=f"link{i}_{j}")
-                m.d.comb += link[i, j].eq(lv[i] & lv[j] & eq[i, j] & ~blocked)
+                m.d.comb += link[i, j].eq(b_lv[i] & b_lv[j] & b_eq[i, j] & ~blocked)
         emit = [Signal(name=f"emit{i}") for i in range(W)]
         incr = [Signal(range(W + 1), name=f"incr{i}") for i in range(W)]
         for i in range(W):
-            merged = reduce(lambda a, b: a | b, [link[i, j] for j in range(i + 1, W)], Const(0))
+            merged = _any([link[i, j] for j in range(i + 1, W)])
             m.d.comb += [
-                emit[i].eq(Mux(is_query, lv[i], lv[i] & ~merged)),
+                emit[i].eq(Mux(b_query, b_lv[i], b_lv[i] & ~merged)),
                 incr[i].eq(1 + sum((link[j, i] for j in range(i)), Const(0, range(W + 1)))),
             ]
 
-        # ---- query reorder buffer ------------------------------------------
-        Q = L.query_slots
-        # rob_pend: one bit per (slot, lane) still waiting for its answer, slot-major
-        rob_pend = Signal(Q * W)
-        rob_head = Signal(range(Q))
-        rob_tail = Signal(range(Q))
-        rob_count = Signal(range(Q + 1))
-        rob_free = Signal()
-        m.d.comb += rob_free.eq(rob_count != Q)
-
-        # ---- dispatch ---------------------------------------------------------
-        room = []
-        for b, bnk in enumerate(banks):
-            cnt = sum((emit[i] & (bank[i] == b) for i in range(W)), Const(0, range(W + 1)))
-            room.append(cnt <= c.fifo_depth - bnk.fifo.level)
-        fire = Signal()
-        m.d.comb += fire.eq(run & (is_update | (is_query & rob_free)) &
-                            reduce(lambda a, b: a & b, room))
-        for b, bnk in enumerate(banks):
-            m.d.comb += bnk.run.eq(run)
+        d_valid = Signal()
+        d_op = Signal(Op, reset_less=True)
+        d_entry = [Signal(L.op, name=f"d_entry{i}", reset_less=True) for i in range(W)]
+        d_lanes = [Signal(W, name=f"d_lanes{b}", reset_less=True) for b in range(B)]  # bank <- lanes
+        d_has = [Signal(name=f"d_has{b}", reset_less=True) for b in range(B)]
+        d_mask = Signal(W, reset_less=True)
+        d_bank = Signal(data.ArrayLayout(range(B), W), reset_less=True)
+        d_nkeys = Signal(range(W + 1), reset_less=True)
+        d_nbad = Signal(range(W + 1), reset_less=True)
+        with m.If(d_free):
+            m.d.sync += [
+                d_valid.eq(b_valid), d_op.eq(b_op),
+                d_mask.eq(Cat(*b_lv)),
+                d_nkeys.eq(sum(b_lv, Const(0, range(W + 1)))),
+                d_nbad.eq(sum(b_bad, Const(0, range(W + 1)))),
+            ]
             for i in range(W):
-                m.d.comb += [
-                    bnk.fifo.w_en[i].eq(fire & emit[i] & (bank[i] == b)),
-                    bnk.fifo.w_data[i].key.eq(key[i]),
-                    bnk.fifo.w_data[i].n.eq(incr[i]),
-                    bnk.fifo.w_data[i].query.eq(is_query),
-                    bnk.fifo.w_data[i].slot.eq(rob_tail),
-                    bnk.fifo.w_data[i].lane.eq(i),
+                m.d.sync += [
+                    d_entry[i].key.eq(b_key[i]),
+                    d_entry[i].rows.eq(b_rows[i]),
+                    d_entry[i].set.eq(b_set[i]),
+                    d_entry[i].n.eq(Mux(b_query, 0, incr[i])),   # a query adds nothing
+                    d_entry[i].query.eq(b_query),
+                    d_bank[i].eq(b_bank[i]),
                 ]
+            for b in range(B):
+                lanes = [emit[i] & (b_bank[i] == b) for i in range(W)]
+                m.d.sync += [d_lanes[b].eq(Cat(*lanes)), d_has[b].eq(_any(lanes))]
+        m.d.comb += b_free.eq(~b_valid | d_free)
 
-        # ---- reorder buffer: allocate, fill, send ------------------------------
-        alloc = Signal()
-        m.d.comb += alloc.eq(fire & is_query)
-        lane_mask = Signal(W)
-        m.d.comb += lane_mask.eq(Cat(*lv))
-        m.submodules.rob_mask = mask_mem = Memory(shape=W, depth=Q, init=[])
-        mask_wp = mask_mem.write_port()
-        mask_rp = mask_mem.read_port(domain="comb")
-        m.d.comb += [mask_wp.en.eq(alloc), mask_wp.addr.eq(rob_tail), mask_wp.data.eq(lane_mask)]
-        m.d.sync += rob_tail.eq(rob_tail + alloc)
-        # each bank answers at most one (slot, lane) per cycle: a one-hot per bank
-        answered = reduce(lambda a, b: a | b,
-                          [Mux(bnk.q_valid, Const(1, Q * W) << (bnk.q_slot * W + bnk.q_lane), 0)
-                           for bnk in banks])
-        new_pend = Mux(alloc, lane_mask << (rob_tail * W), 0)
-        m.d.sync += rob_pend.eq((rob_pend & ~answered)[:Q * W] | new_pend)
-        # answers: one memory per lane, one write port per bank (a bank answers
-        # one lane of one slot per cycle; no two banks answer the same one)
-        rob_read = []
-        for l in range(W):
-            m.submodules[f"rob_lane{l}"] = mem = Memory(shape=c.counter_bits, depth=Q, init=[])
-            for bnk in banks:
-                port = mem.write_port()
-                m.d.comb += [port.en.eq(bnk.q_valid & (bnk.q_lane == l)),
-                             port.addr.eq(bnk.q_slot), port.data.eq(bnk.q_est)]
-            rd = mem.read_port(domain="comb")
-            m.d.comb += rd.addr.eq(rob_head)
-            rob_read.append(rd.data)
-        send = Signal()
-        head_mask = Signal(W)
+        # ---- D: dispatch into the bank queues ------------------------------------
+        is_update = Signal()
+        is_query = Signal()
+        is_clear = Signal()
+        is_readout = Signal()
         m.d.comb += [
-            self.estimates.valid.eq((rob_count != 0) & (rob_pend.word_select(rob_head, W) == 0)),
-            mask_rp.addr.eq(rob_head),
-            head_mask.eq(mask_rp.data),
-            self.estimates.payload.mask.eq(head_mask),
-            send.eq(self.estimates.valid & self.estimates.ready),
+            is_update.eq(d_valid & (d_op == Op.UPDATE)),
+            is_query.eq(d_valid & (d_op == Op.QUERY)),
+            is_clear.eq(d_valid & (d_op == Op.CLEAR)),
+            is_readout.eq(d_valid & (d_op == Op.READOUT)),
         ]
+        m.submodules.qbeats = qbeats = SyncFIFO(width=data.Layout.cast(L.qbeat).size,
+                                                depth=L.query_slots)
+        room = [~d_has[b] | banks[b].beats.w_rdy for b in range(B)]
+        fire = Signal()
+        m.d.comb += fire.eq(run & (is_update | (is_query & qbeats.w_rdy)) & _all(room))
+        for b, bnk in enumerate(banks):
+            m.d.comb += [
+                bnk.run.eq(run),
+                bnk.beats.w_en.eq(fire & d_has[b]),
+                bnk.beats.w_data.eq(Cat(d_lanes[b], *(e.as_value() for e in d_entry))),
+            ]
+        m.d.comb += [
+            qbeats.w_en.eq(fire & is_query),
+            qbeats.w_data.eq(Cat(d_mask, d_bank.as_value(), *d_has)),
+        ]
+
+        # ---- estimates: the oldest QUERY beat, once its lanes are answered --------
+        qhead = data.View(L.qbeat, qbeats.r_data)
+        send = Signal()
         for l in range(W):
-            m.d.comb += self.estimates.payload.counts[l].eq(Mux(head_mask[l], rob_read[l], 0))
-        m.d.sync += [rob_head.eq(rob_head + send), rob_count.eq(rob_count + alloc - send)]
+            value = _onehot_mux([qhead.bank[l] == b for b in range(B)],
+                                [data.View(data.ArrayLayout(c.counter_bits, W),
+                                           banks[b].answers.r_data)[l] for b in range(B)],
+                                c.counter_bits)
+            m.d.comb += self.estimates.payload.counts[l].eq(Mux(qhead.mask[l], value, 0))
+        for b in range(B):
+            m.d.comb += banks[b].answers.r_en.eq(send & qhead.banks[b])
+        m.d.comb += [
+            self.estimates.valid.eq(qbeats.r_rdy &
+                                    _all([~qhead.banks[b] | banks[b].answers.r_rdy for b in range(B)])),
+            self.estimates.payload.mask.eq(qhead.mask),
+            send.eq(self.estimates.valid & self.estimates.ready),
+            qbeats.r_en.eq(send),
+        ]
 
         # ---- CLEAR / READOUT -------------------------------------------------
         drained = Signal()
-        m.d.comb += drained.eq(~reduce(lambda a, b: a | b, [bnk.busy for bnk in banks]))
+        m.d.comb += drained.eq(~_any([bnk.busy for bnk in banks]))
         clear_depth = banks[0].clear_depth
         set_depth = banks[0].set_depth
         clr_addr = Signal(range(clear_depth))
@@ -598,9 +809,10 @@ class PopularityCounterArray(wiring.Component):
                 m.d.comb += clr_done.eq(1)
                 m.d.sync += mode.eq(_Mode.RUN)
 
-        ways = c.hh_ways
-        all_ways = Array(bnk.hh_data[w].as_value() for bnk in banks for w in range(ways))
-        entry = data.View(L.entry, all_ways[ro_bank * ways + ro_way])
+        # the bank's set first, then the way (no multiplier for a way count that is
+        # not a power of two)
+        ro_word = Array(bnk.hh_data.as_value() for bnk in banks)[ro_bank]
+        entry = data.View(L.entry, data.View(L.hh_word, ro_word)[ro_way].as_value())
         last_set = (ro_bank == B - 1) & (ro_set == set_depth - 1)
         last_way = ro_way == c.hh_ways - 1
         m.d.comb += [
@@ -625,18 +837,20 @@ class PopularityCounterArray(wiring.Component):
                     m.d.comb += [ro_load.eq(1), ro_addr.eq(ro_set + 1)]
                     m.d.sync += ro_set.eq(ro_set + 1)
 
-        # the wipe after a reset is no CLEAR beat: it must not consume the beat in F1
-        m.d.comb += f1_consume.eq(fire | (clr_done & is_clear) | ro_done)
+        # the wipe after a reset is no CLEAR beat: it must not consume the beat in D
+        m.d.comb += [
+            d_done.eq(fire | (clr_done & is_clear) | ro_done),
+            d_free.eq(~d_valid | d_done),
+        ]
 
         # ---- status and performance counters ---------------------------------
-        m.d.comb += self.busy.eq(f1_valid | ~drained | (rob_count != 0) | ~run)
+        m.d.comb += self.busy.eq(a_valid | b_valid | d_valid | ~drained | qbeats.r_rdy | ~run)
         with m.If(self.keys.valid & self.keys.ready):
             m.d.sync += self.perf_beats.eq(self.perf_beats + 1)
         with m.If(self.keys.valid & ~self.keys.ready):
             m.d.sync += self.perf_stalls.eq(self.perf_stalls + 1)
         with m.If(fire):
             with m.If(is_update):
-                m.d.sync += self.perf_keys.eq(self.perf_keys + sum(lv, Const(0, range(W + 1))))
-            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + sum(bad, Const(0, range(W + 1))))
+                m.d.sync += self.perf_keys.eq(self.perf_keys + d_nkeys)
+            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + d_nbad)
         return m
-

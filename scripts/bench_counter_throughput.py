@@ -15,12 +15,15 @@ backpressure, on:
   key is about 18 % of the stream, so its bank gets more than a quarter of
   all keys, scattered over the lanes);
 * ``query_zipf``: the ``zipf`` keys learned, then sent again as QUERY beats
-  (keys answered per cycle; answers need a free slot of the ``fifo_depth``-slot
-  reorder buffer).
+  (keys answered per cycle; at most ``fifo_depth`` QUERY beats are in flight).
 
 Each stream is checked against the golden model after it ran (heavy-hitter
 readout and estimate queries).  Figures are keys/cycle and the fraction of
-the W keys/cycle limit, plus the cycles in which ``keys`` was stalled.
+the W keys/cycle limit, plus the cycles in which ``keys`` was stalled.  The
+window runs from the first accepted beat to the last cycle of work the stream
+caused (``busy`` high or an ``estimates`` beat taken), so the drain of the
+bank queues and pipelines is inside it: a one-bank stream cannot exceed 1
+key/cycle.
 Prints one JSON line per stream and writes ``results/bench_counter_throughput.json``.
 
     python scripts/bench_counter_throughput.py [--keys 20000] [--streams zipf repeated distinct one_bank hot query_zipf]

@@ -520,14 +520,17 @@ class TB:
     async def run(self, beats, *, timeout=None, until_idle=True):
         """Send ``beats``, check every output against the golden model, wait until idle.
 
-        Returns the number of cycles from the first to the last accepted beat
-        and the stall cycles (``keys_valid`` high, ``keys_ready`` low) in them.
+        Returns the number of cycles from the first accepted beat to the last
+        cycle of work it caused (the last cycle with ``busy`` high or an output
+        beat taken, so the drain of the queues is inside the window) and the
+        stall cycles (``keys_valid`` high, ``keys_ready`` low) in them.
         """
         from cocotb.triggers import FallingEdge, ReadOnly
         L = self.layouts
         self.source.queue.extend(beats)
         first = last = None
         stalls = 0
+        last_work = None
         limit = timeout or (50 * len(beats) + 20 * self.cfg.counter.hh_entries * 4
                             + 4 * (self.cfg.counter.counters + self.cfg.counter.hh_sets) + 1000)
         quiet = 0
@@ -551,8 +554,10 @@ class TB:
             if ro is not None:
                 self.board.readout(*L.unpack_readout(ro))
             self.cycles += 1
+            busy = int(self.dut.busy.value)
+            if first is not None and (busy or est is not None or ro is not None):
+                last_work = cycle
             if self.source.idle_now and not self.board.outstanding:
-                busy = int(self.dut.busy.value)
                 quiet = 0 if busy else quiet + 1
                 if not until_idle or quiet >= 2:
                     break
@@ -563,7 +568,7 @@ class TB:
         self.board.finish()
         if first is None:
             return 0, stalls
-        return last - first + 1, stalls
+        return max(last, last_work if last_work is not None else last) - first + 1, stalls
 
 
 # ---------------------------------------------------------------------------

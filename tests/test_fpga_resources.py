@@ -22,3 +22,22 @@ def test_counter_array_bits_match_sizes():
     assert est["bits"] == 2 * 1024 * 8 + 16 * 2 * entry
     with pytest.raises(ValueError):
         ecp5_bram_blocks(0, 4)
+
+
+def test_counter_memories_match_the_rtl():
+    """The memory list names the RTL's memories with their real widths; defaults fit 64 blocks."""
+    from amaranth.lib import data
+
+    from hotline.fpga.resources import counter_array_memories
+    from hotline.rtl.popularity import CounterLayouts
+    cfg = HotlineConfig()
+    L = CounterLayouts(cfg)
+    mems = {name: (count, depth, width, prim)
+            for name, count, depth, width, prim in counter_array_memories(cfg)}
+    c = cfg.counter
+    assert mems["bank beat queue"] == (c.banks, c.fifo_depth, data.Layout.cast(L.beat).size,
+                                       "LUTRAM")
+    assert mems["heavy-hitter bank"][2] == data.Layout.cast(L.hh_word).size
+    assert mems["query-beat queue"][2] == data.Layout.cast(L.qbeat).size
+    est = counter_array_blocks(cfg)
+    assert est["blocks"] <= 64, est

@@ -1,4 +1,4 @@
-"""Fast Amaranth-simulator tests of the counter array RTL and its multi-write FIFO.
+"""Fast Amaranth-simulator tests of the counter array RTL.
 
 The full unit is checked against the golden model with the same scoreboard
 and scenarios as the cocotb bench (``hotline.testbench.popularity_tb``), at
@@ -13,11 +13,9 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hotline.config import HotlineConfig
-from hotline.rtl.multififo import MultiWriteFIFO
 from hotline.rtl.popularity import CounterLayouts, Op, PopularityCounterArray
 from hotline.testbench.popularity_tb import (Beat, CounterScoreboard, check_beats, scenario,
                                              update_beats)
@@ -29,62 +27,6 @@ def tiny_cfg(**counter):
                 threshold=3, fifo_depth=8)
     base.update(counter)
     return HotlineConfig().replace(keys={"tables": 3, "row_bits": 6}, counter=base)
-
-
-# ---------------------------------------------------------------------------
-# MultiWriteFIFO
-# ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("depth,writers", [(2, 1), (4, 3), (8, 4)])
-def test_multififo_matches_a_queue(depth, writers):
-    seed = seed_from_env()
-    rng = random.Random(seed)
-    layout = data.StructLayout({"a": 5, "b": 3})
-    dut = MultiWriteFIFO(layout, depth, writers)
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    model = deque()
-    counter = iter(range(1, 1 << 20))
-
-    async def bench(ctx):
-        for cycle in range(600):
-            level = ctx.get(dut.level)
-            assert level == len(model), f"seed {seed} cycle {cycle}: level {level} != {len(model)}"
-            room = depth - level
-            n = rng.randint(0, min(room, writers))
-            lanes = sorted(rng.sample(range(writers), n))
-            en = 0
-            values = []
-            for i in range(writers):
-                if i in lanes:
-                    v = next(counter) & 0xFF
-                    en |= 1 << i
-                    ctx.set(dut.w_data[i].as_value(), v)
-                    values.append(v)
-                else:
-                    ctx.set(dut.w_data[i].as_value(), rng.randrange(256))
-            ctx.set(dut.w_en, en)
-            pop = rng.random() < 0.6
-            ctx.set(dut.r_ready, pop)
-            _, _, r_valid, r_data = await ctx.tick().sample(dut.r_valid, dut.r_data.as_value())
-            assert r_valid == bool(model), f"seed {seed} cycle {cycle}: r_valid {r_valid}"
-            if r_valid:
-                assert r_data == model[0], f"seed {seed} cycle {cycle}: head {r_data} != {model[0]}"
-                if pop:
-                    model.popleft()
-            model.extend(values)
-
-    sim.add_testbench(bench)
-    sim.run()
-
-
-def test_multififo_checks_arguments():
-    with pytest.raises(ValueError, match="depth"):
-        MultiWriteFIFO(4, 6, 2)
-    with pytest.raises(ValueError, match="writers"):
-        MultiWriteFIFO(4, 4, 5)
-    with pytest.raises(TypeError, match="depth"):
-        MultiWriteFIFO(4, 4.0, 1)
 
 
 # ---------------------------------------------------------------------------
