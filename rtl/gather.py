@@ -39,7 +39,7 @@ from ..host.gather import ErrorKind, u_bits
 from .axi import AXI4Signature, BURST_INCR
 
 __all__ = ["GatherDMA", "table_config_layout", "key_layout", "command_layout", "status_layout",
-           "COUNT_BITS"]
+           "burst_start_layout", "memory_plan", "COUNT_BITS"]
 
 #: Width of the command's key count and of every status counter.
 COUNT_BITS = 32
@@ -174,6 +174,40 @@ def _delay(m, en, sig, n, name):
     return sig
 
 
+class _TwoEntryBuffer:
+    """A two-entry register queue whose ``in_ready`` depends on registers only.
+
+    ``in_ready`` is "fewer than two entries at the start of the cycle", so a
+    push and a pop in the same cycle keep one word per cycle flowing while the
+    producer never sees the consumer's handshake combinationally.
+    """
+
+    def __init__(self, m, shape, name):
+        self.push = Signal(name=f"{name}_push")
+        self.pop = Signal(name=f"{name}_pop")
+        self.w_data = Signal(shape, name=f"{name}_w_data")
+        self.head = Signal(shape, name=f"{name}_head")
+        tail = Signal(shape, name=f"{name}_tail")
+        cnt = Signal(range(3), name=f"{name}_cnt")
+        self.valid = Signal(name=f"{name}_valid")
+        self.in_ready = Signal(name=f"{name}_in_ready")
+        m.d.comb += [self.in_ready.eq(cnt != 2), self.valid.eq(cnt != 0)]
+        with m.If(self.pop):
+            m.d.sync += cnt.eq(cnt - 1 + self.push)
+            with m.If(cnt == 2):
+                m.d.sync += self.head.eq(tail)
+            with m.If(self.push & (cnt == 1)):
+                m.d.sync += self.head.eq(self.w_data)
+            with m.If(self.push & (cnt == 2)):
+                m.d.sync += tail.eq(self.w_data)
+        with m.Elif(self.push):
+            m.d.sync += cnt.eq(cnt + 1)
+            with m.If(cnt == 0):
+                m.d.sync += self.head.eq(self.w_data)
+            with m.Else():
+                m.d.sync += tail.eq(self.w_data)
+
+
 class _BurstSplitter:
     """Issues rows' bursts on an AXI address channel (AR or AW), inside ``elaborate``.
 
@@ -181,14 +215,15 @@ class _BurstSplitter:
     at most ``max_beats`` words that never cross a 4 KiB page, one burst per
     cycle at most.  Rows enter through a two-entry buffer (``push`` with
     ``start``, a :func:`burst_start_layout` value, while ``in_ready``); the
-    caller drives ``can_issue`` and reads ``n`` (words of the burst being
-    offered), ``issue`` and ``last`` (the offered burst ends its row).
+    splitter cuts them into bursts into a second two-entry buffer, whose head
+    (``n`` words, ``last``: it ends its row) the caller gates with
+    ``can_issue``; ``issue`` says the head goes out on the channel.
 
     Every next-state value is at most one carry chain away from registers: the
     splitter keeps the words left in the page (``pl``) and ``y = rem - c - 1``
     (``c = min(pl, max_beats)``, the next non-final burst) with their
     look-ahead flags, instead of computing ``min(rem, max_beats, page_left)``
-    from the address.
+    from the address; and the issue decision only sees registered burst sizes.
 
     Parameters
     ----------
@@ -207,64 +242,54 @@ class _BurstSplitter:
                  lane_bits):
         M, PW = max_beats, page_words
         pb = exact_log2(PW)
-        self.push = Signal(name=f"{name}_push")
-        self.start = Signal(lay, name=f"{name}_start")
+        nmax = min(M, PW)
+        burst = data.StructLayout({"w": lay.members["w"], "n": range(nmax + 1), "last": 1})
+        inb = _TwoEntryBuffer(m, lay, f"{name}_in")
+        outb = _TwoEntryBuffer(m, burst, f"{name}_out")
+        self.push, self.start, self.in_ready = inb.push, inb.w_data, inb.in_ready
         self.can_issue = Signal(name=f"{name}_can_issue")
         self.issue = Signal(name=f"{name}_issue")
+        self.n = outb.head.n
+        self.last = outb.head.last
         st = Signal(lay, name=f"{name}_st")
-        self.st = st
-        self.active = Signal(name=f"{name}_active")
-        self.last = Signal(name=f"{name}_last")
-        self.c = Signal(range(max(M, PW) + 1), name=f"{name}_c")
-        self.n = Signal(range(max(M, PW) + 1), name=f"{name}_n")
-        b0 = Signal(lay, name=f"{name}_b0")
-        b1 = Signal(lay, name=f"{name}_b1")
-        cnt = Signal(range(3), name=f"{name}_cnt")
-        self.in_ready = Signal(name=f"{name}_in_ready")
+        active = Signal(name=f"{name}_active")
+        gen = Signal(name=f"{name}_gen")
+        last = Signal(name=f"{name}_gen_last")
+        c = Signal(range(nmax + 1), name=f"{name}_c")
         load = Signal(name=f"{name}_load")
         lo, hi = st.w[:pb], st.w[pb:]
         m.d.comb += [
-            self.in_ready.eq(cnt != 2),
-            self.last.eq(st.y[-1]),
-            self.c.eq(Mux(st.le_m, st.pl, M)),
-            self.n.eq(Mux(self.last, st.rem, self.c)),
-            self.issue.eq(self.active & (~valid | ready) & self.can_issue),
-            load.eq((~self.active | (self.issue & self.last)) & (cnt != 0)),
+            last.eq(st.y[-1]),
+            c.eq(Mux(st.le_m, st.pl, M)),
+            gen.eq(active & outb.in_ready),
+            outb.push.eq(gen),
+            outb.w_data.w.eq(st.w),
+            outb.w_data.n.eq(Mux(last, st.rem, c)),
+            outb.w_data.last.eq(last),
+            load.eq((~active | (gen & last)) & inb.valid),
+            inb.pop.eq(load),
+            self.issue.eq(outb.valid & (~valid | ready) & self.can_issue),
+            outb.pop.eq(self.issue),
         ]
-        # Input buffer.
-        with m.If(load):
-            m.d.sync += cnt.eq(cnt - 1 + self.push)
-            with m.If(cnt == 2):
-                m.d.sync += b0.eq(b1)
-            with m.If(self.push & (cnt == 1)):
-                m.d.sync += b0.eq(self.start)
-            with m.If(self.push & (cnt == 2)):
-                m.d.sync += b1.eq(self.start)
-        with m.Elif(self.push):
-            m.d.sync += cnt.eq(cnt + 1)
-            with m.If(cnt == 0):
-                m.d.sync += b0.eq(self.start)
-            with m.Else():
-                m.d.sync += b1.eq(self.start)
         # Address channel.
         with m.If(self.issue):
             m.d.sync += [
                 valid.eq(1),
-                addr.eq(Cat(C(0, lane_bits), st.w)),
-                length.eq(self.n - 1),
+                addr.eq(Cat(C(0, lane_bits), outb.head.w)),
+                length.eq(outb.head.n - 1),
             ]
         with m.Elif(ready):
             m.d.sync += valid.eq(0)
         # Row state.
         with m.If(load):
-            m.d.sync += [st.eq(b0), self.active.eq(1)]
-        with m.Elif(self.issue & self.last):
-            m.d.sync += self.active.eq(0)
-        with m.Elif(self.issue):
+            m.d.sync += [st.eq(inb.head), active.eq(1)]
+        with m.Elif(gen & last):
+            m.d.sync += active.eq(0)
+        with m.Elif(gen):
             # A burst that is not the row's last is c words long.
-            c_next = Mux(st.le_m, min(PW, M), Mux(st.le_2m, st.pm, M))
+            c_next = Mux(st.le_m, nmax, Mux(st.le_2m, st.pm, M))
             m.d.sync += [
-                st.rem.eq(st.rem - self.c),
+                st.rem.eq(st.rem - c),
                 st.y.eq(st.y - c_next),
                 st.pl.eq(Mux(st.le_m, PW, st.pm)),
                 st.le_m.eq(Mux(st.le_m, int(PW <= M), st.le_2m)),
@@ -275,6 +300,71 @@ class _BurstSplitter:
                 m.d.sync += [lo.eq(0), hi.eq(hi + 1)]
             with m.Else():
                 m.d.sync += lo.eq(lo + M)
+
+
+def _layouts(cfg: HotlineConfig) -> dict:
+    """The internal queue entry layouts (row descriptors, write rows, B tracking)."""
+    g = cfg.gather
+    LW = exact_log2(g.data_bytes)
+    beats = range(g.max_row_beats + 1)
+    blay = burst_start_layout(g.addr_bits - LW, beats, g.max_burst_beats, 4096 // g.data_bytes)
+    return {
+        "burst_start": blay,
+        "desc": data.StructLayout({"kind": KIND_BITS, "src": blay, "dst": blay, "first": 1,
+                                   "o": LW + 1, "do": LW}),
+        "rdesc": data.StructLayout({"kind": KIND_BITS, "nr": beats, "dst": blay, "first": 1,
+                                    "o": LW + 1, "do": LW}),
+        "wrow": data.StructLayout({"dst": blay, "nowrite": 1, "kind": KIND_BITS}),
+        "btrack": data.StructLayout({"nowrite": 1, "kind": KIND_BITS}),
+    }
+
+
+def _fifo_plan(cfg: HotlineConfig) -> dict:
+    """Every queue of the unit: ``name -> (width, depth, buffered)``.
+
+    ``buffered`` queues are :class:`SyncFIFOBuffered` (synchronous read: block
+    RAM or LUT RAM, ``depth - 1`` memory words plus an output register), the
+    others :class:`SyncFIFO` (asynchronous read: LUT RAM of ``depth`` words).
+    """
+    g = cfg.gather
+    lays = _layouts(cfg)
+    beats_w = len(Signal(range(g.max_row_beats + 1)))
+    depth_rows = g.max_outstanding + 8
+    return {
+        "keyq": (key_layout(cfg).size, 2 * g.max_outstanding + 24, True),
+        "rowq": (lays["desc"].size, 4, False),
+        "rdesc": (lays["rdesc"].size, depth_rows, True),
+        "rcnt": (beats_w, depth_rows, True),
+        # Plain SyncFIFO: it takes a write whenever it is not full (see the R receiver).
+        "rdone": (1, depth_rows, False),
+        # One spare entry: SyncFIFOBuffered can refuse a write one entry short of full.
+        "rbuf": (g.data_bits, g.rbuf_beats + 1, True),
+        "wrowq": (lays["wrow"].size, 4, False),
+        # Words in the byte shifter and the W head buffer count against it.
+        "wdata": (g.data_bits + g.data_bytes, 8, False),
+        "wlen": (len(Signal(range(g.max_burst_beats + 1))), 8, False),
+        "btrack": (lays["btrack"].size, g.max_outstanding, True),
+        "blast": (1, g.max_outstanding, True),
+    }
+
+
+def memory_plan(cfg: HotlineConfig) -> list[tuple[str, int, int, bool]]:
+    """Every memory of :class:`GatherDMA` as ``(name, depth, width, sync_read)``.
+
+    Each has one write and one read port (the table registers: a write port
+    and a synchronous read port), so it maps onto one ECP5 DP16KD tiling or
+    onto TRELLIS_DPR16X4 LUT RAM.  ``sync_read`` memories may go to block RAM;
+    the others are read asynchronously and can only be LUT RAM.
+    """
+    g = cfg.gather
+    table = ("table_mem", cfg.keys.tables,
+             g.addr_bits + g.stride_bits + cfg.keys.row_bits + 1, True)
+    out = [table]
+    for name, (width, depth, buffered) in _fifo_plan(cfg).items():
+        depth = depth - 1 if buffered else depth
+        if depth > 0:
+            out.append((name, depth, width, buffered))
+    return out
 
 
 class GatherDMA(wiring.Component):
@@ -361,7 +451,7 @@ class GatherDMA(wiring.Component):
         ones_w = Const((1 << W) - 1, W)
         axi = self.m_axi
         klay = key_layout(cfg)
-        blay = burst_start_layout(WA, BEATS, MAXB, PAGE_WORDS)
+        blay = _layouts(cfg)["burst_start"]
 
         # ---------------------------------------------------------------- command
         IDLE, RUN, DONE = 0, 1, 2
@@ -435,31 +525,16 @@ class GatherDMA(wiring.Component):
             m.d.sync += tvalid.bit_select(tc.table, 1).eq(1)
 
         # ---------------------------------------------------------------- FIFOs
-        depth_rows = g.max_outstanding + 8
-        desc = data.StructLayout({
-            "kind": KIND_BITS, "src": blay, "dst": blay, "first": 1, "o": LW + 1, "do": LW,
-        })
-        rdesc_lay = data.StructLayout({
-            "kind": KIND_BITS, "nr": BEATS, "dst": blay, "first": 1, "o": LW + 1, "do": LW,
-        })
-        wrow = data.StructLayout({"dst": blay, "nowrite": 1, "kind": KIND_BITS})
-        btrack_lay = data.StructLayout({"nowrite": 1, "kind": KIND_BITS})
-        m.submodules.keyq = keyq = SyncFIFOBuffered(width=klay.size,
-                                                     depth=2 * g.max_outstanding + 24)
-        m.submodules.rowq = rowq = SyncFIFO(width=desc.size, depth=4)
-        m.submodules.rdesc = rdesc = SyncFIFOBuffered(width=rdesc_lay.size, depth=depth_rows)
-        m.submodules.rcnt = rcnt = SyncFIFOBuffered(width=len(Signal(BEATS)), depth=depth_rows)
-        # Plain SyncFIFO: it takes a write whenever it is not full (see the R receiver).
-        m.submodules.rdone = rdone = SyncFIFO(width=1, depth=depth_rows)
-        # One spare entry: SyncFIFOBuffered can refuse a write one entry short of full.
-        m.submodules.rbuf = rbuf = SyncFIFOBuffered(width=W * 8, depth=g.rbuf_beats + 1)
-        m.submodules.wrowq = wrowq = SyncFIFO(width=wrow.size, depth=4)
-        WD_DEPTH = 8
-        m.submodules.wdata = wdataq = SyncFIFO(width=W * 8 + W, depth=WD_DEPTH)
-        m.submodules.wlen = wlenq = SyncFIFO(width=len(Signal(range(MAXB + 1))), depth=8)
-        m.submodules.btrack = btrack = SyncFIFOBuffered(width=btrack_lay.size,
-                                                        depth=g.max_outstanding)
-        m.submodules.blast = blast = SyncFIFOBuffered(width=1, depth=g.max_outstanding)
+        lays = _layouts(cfg)
+        desc, rdesc_lay, wrow, btrack_lay = (lays[k] for k in ("desc", "rdesc", "wrow", "btrack"))
+        fifos = {}
+        for name, (width, depth, buffered) in _fifo_plan(cfg).items():
+            fifos[name] = (SyncFIFOBuffered if buffered else SyncFIFO)(width=width, depth=depth)
+            m.submodules[name] = fifos[name]
+        keyq, rowq, rdesc, rcnt, rdone, rbuf, wrowq, wdataq, wlenq, btrack, blast = (
+            fifos[k] for k in ("keyq", "rowq", "rdesc", "rcnt", "rdone", "rbuf", "wrowq", "wdata",
+                               "wlen", "btrack", "blast"))
+        WD_DEPTH = wdataq.depth
 
         # ---------------------------------------------------------- address pipeline
         # Every stage moves when the last one can hand its row to rowq (adv).
@@ -557,11 +632,16 @@ class GatherDMA(wiring.Component):
         rd_in = Signal(rdesc_lay)
         reads_q = rq.kind == ErrorKind.NONE       # rows that read something
         ar_take = Signal()
-        # credits >= n, with the three candidates for n compared in parallel.
-        cred_ok = Mux(ar.last, credits >= ar.st.rem,
-                      Mux(ar.st.le_m, credits >= ar.st.pl, credits >= MAXB))
+        # Reads in flight: out_ok = outstanding < limit, registered; its next value
+        # is picked from three compares of the current count (one more, the same,
+        # one less), so the issue decision never waits on a carry chain of it.
+        ret = axi.rvalid & axi.rready & axi.rlast
+        out_ok = Signal()
+        m.d.sync += out_ok.eq(Mux(ar.issue & ~ret, outstanding + 1 < limit,
+                                  Mux(~ar.issue & ret, outstanding - 1 < limit,
+                                      outstanding < limit)))
         m.d.comb += [
-            ar.can_issue.eq(cred_ok & (outstanding < limit)),
+            ar.can_issue.eq((credits >= ar.n) & out_ok),
             ar_take.eq(rowq.r_rdy & rdesc.w_rdy & rcnt.w_rdy & ar.in_ready),
             ar.push.eq(ar_take & reads_q),
             ar.start.eq(rq.src),
@@ -594,12 +674,10 @@ class GatherDMA(wiring.Component):
             with m.Else():
                 m.d.sync += [rx_cnt.eq(rx_cnt + 1), rx_err.eq(r_err)]
 
-        rbuf_pop = rbuf.r_en & rbuf.r_rdy
         cred_p = credits + pop_q
         m.d.sync += [
-            pop_q.eq(rbuf_pop),
             credits.eq(Mux(ar.issue, cred_p - ar.n, cred_p)),
-            outstanding.eq(outstanding + ar.issue - (r_fire & axi.rlast)),
+            outstanding.eq(outstanding + ar.issue - ret),
         ]
 
         # ------------------------------------------------------ writer / realigner
@@ -623,7 +701,7 @@ class GatherDMA(wiring.Component):
         prev = Signal(W * 8)
         hb = [Signal(W * 8, name=f"hb{i}") for i in range(3)]   # head buffer, hb0 oldest
         hc = Signal(range(4))
-        wd_cnt = Signal(range(WD_DEPTH + 1))     # words in the shifter or in wdataq
+        wd_cnt = Signal(range(WD_DEPTH + 1))     # words in the shifter, wdataq, W head
 
         two_first = wr_k0 & wr_first & ~wr_discard
         need = Signal(2)    # beats this step consumes
@@ -664,25 +742,37 @@ class GatherDMA(wiring.Component):
             wdataq.w_data.eq(Cat(wword, sh_s2)),
             wdataq.w_en.eq(sh_v2),
         ]
-        wd_pop = wdataq.r_en & wdataq.r_rdy
+        wd_pop = Signal()       # a word left the W head buffer for the bus (W stage)
         m.d.sync += wd_cnt.eq(wd_cnt + (step & emit) - wd_pop)
 
-        # Head buffer: drop what the step consumed, refill from rbuf.
+        # rbuf's block RAM output goes straight into a register (r1): the RAM's
+        # clock-to-output is most of a cycle on its own.
+        r1_v = Signal()
+        r1_d = Signal(W * 8)
+        fill = Signal()
+        r1_load = Signal()
+        m.d.comb += [
+            fill.eq(r1_v & (hc != 3)),
+            r1_load.eq(rbuf.r_rdy & (~r1_v | fill)),
+            rbuf.r_en.eq(r1_load),
+        ]
+        m.d.sync += pop_q.eq(r1_load)     # a word left rbuf: its credit returns
+        with m.If(r1_load):
+            m.d.sync += [r1_v.eq(1), r1_d.eq(rbuf.r_data)]
+        with m.Elif(fill):
+            m.d.sync += r1_v.eq(0)
+
+        # Head buffer: drop what the step consumed, refill from r1.
         used = Mux(step, need, 0)
         after = Signal(range(4))
-        fill = Signal()
-        m.d.comb += [
-            after.eq(hc - used),
-            fill.eq(rbuf.r_rdy & (hc != 3)),
-            rbuf.r_en.eq(fill),
-        ]
+        m.d.comb += after.eq(hc - used)
         m.d.sync += hc.eq(after + fill)
         for i in range(3):
             shifted = Mux(used == 0, hb[i],
                           Mux(used == 1, hb[i + 1] if i + 1 < 3 else hb[i],
                               hb[i + 2] if i + 2 < 3 else hb[i]))
             with m.If(fill & (after == i)):
-                m.d.sync += hb[i].eq(rbuf.r_data)
+                m.d.sync += hb[i].eq(r1_d)
             with m.Else():
                 m.d.sync += hb[i].eq(shifted)
 
@@ -744,19 +834,30 @@ class GatherDMA(wiring.Component):
         ]
 
         # ----------------------------------------------------------------- W stage
+        # The heads of wdataq and wlenq move into two-entry register buffers whose
+        # refill depends on registers only, so the W handshake drives no FIFO logic.
+        wdb = _TwoEntryBuffer(m, W * 8 + W, "wd_head")
+        wlb = _TwoEntryBuffer(m, wlenq.width, "wl_head")
+        m.d.comb += [
+            wdb.w_data.eq(wdataq.r_data), wdb.push.eq(wdataq.r_rdy & wdb.in_ready),
+            wdataq.r_en.eq(wdb.push),
+            wlb.w_data.eq(wlenq.r_data), wlb.push.eq(wlenq.r_rdy & wlb.in_ready),
+            wlenq.r_en.eq(wlb.push),
+        ]
         w_cnt = Signal(range(MAXB + 1))
         w_load = Signal()
-        w_last = w_cnt == wlenq.r_data        # wlenq holds beats - 1
+        w_last = w_cnt == wlb.head        # wlenq holds beats - 1
         m.d.comb += [
-            w_load.eq((~axi.wvalid | axi.wready) & wdataq.r_rdy & wlenq.r_rdy),
-            wdataq.r_en.eq(w_load),
-            wlenq.r_en.eq(w_load & w_last),
+            w_load.eq((~axi.wvalid | axi.wready) & wdb.valid & wlb.valid),
+            wdb.pop.eq(w_load),
+            wd_pop.eq(w_load),
+            wlb.pop.eq(w_load & w_last),
         ]
         with m.If(w_load):
             m.d.sync += [
                 axi.wvalid.eq(1),
-                axi.wdata.eq(wdataq.r_data[:W * 8]),
-                axi.wstrb.eq(wdataq.r_data[W * 8:]),
+                axi.wdata.eq(wdb.head[:W * 8]),
+                axi.wstrb.eq(wdb.head[W * 8:]),
                 axi.wlast.eq(w_last),
                 w_cnt.eq(Mux(w_last, 0, w_cnt + 1)),
             ]

@@ -22,3 +22,28 @@ def test_counter_array_bits_match_sizes():
     assert est["bits"] == 2 * 1024 * 8 + 16 * 2 * entry
     with pytest.raises(ValueError):
         ecp5_bram_blocks(0, 4)
+
+
+def test_gather_memories_match_the_elaborated_unit():
+    """gather_memories lists exactly the memories the RTL builds (depth x width)."""
+    import re
+    from collections import Counter
+
+    from amaranth.back import rtlil
+
+    from hotline.fpga.resources import gather_memories
+    from hotline.rtl.gather import GatherDMA
+
+    for bits in (64, 512):
+        cfg = HotlineConfig().replace(gather={"data_bits": bits, "max_outstanding": 8})
+        text = rtlil.convert(GatherDMA(cfg))
+        built = Counter((int(d), int(w)) for w, d in
+                        re.findall(r"^\s*memory width (\d+) size (\d+)", text, re.M))
+        listed = Counter()
+        for _name, count, depth, width in gather_memories(cfg):
+            listed[depth, width] += count
+        assert built == listed, (bits, built, listed)
+        names = [n for n, *_ in gather_memories(cfg)]
+        assert "rbuf" in names and "table_mem" in names
+        rbuf = next(m for m in gather_memories(cfg) if m[0] == "rbuf")
+        assert rbuf[2:] == (cfg.gather.rbuf_beats, bits)
