@@ -8,15 +8,28 @@ same keys, whatever the memory latency, pauses or errors.
 
 Datapath (every queue is in order, so rows retire in stream order)::
 
-    keys -> address pipeline (table RAM, range check, row*stride, u*row_bytes)
-         -> row queue -> AR generator (bursts split at 4 KiB and max_burst_beats;
-                         each burst reserves its space in the read buffer first)
-         -> R receiver -> read buffer (rbuf) + per-row "complete, error?" flags
+    keys -> address pipeline (table RAM, range check, row*stride and u*row_bytes
+            as registered 16x16 partial products summed over registered adder
+            levels, base/staging additions, two stages of row geometry)
+         -> row queue -> AR generator (bursts split at 4 KiB and max_burst_beats
+                         into a two-entry burst buffer; each burst reserves its
+                         space in the read buffer before it is issued)
+         -> R receiver -> read buffer (rbuf, output registered) + per-row
+            "complete, error?" flags
          -> writer: once a row has fully arrived, byte-realigns it from its source
             offset to its destination offset (one output word per cycle, no
-            extra cycle per row; WSTRB masks the row's ends) -> W stage
+            extra cycle per row, the shift in two registered stages; WSTRB masks
+            the row's ends) -> W head buffer -> W channel
          -> AW generator (bursts split as for AR) -> B tracking -> retirement
             (counts, first error), key by key in stream order.
+
+Timing (ECP5-85F, speed 6, ``/work/tools/ooc_synth.sh``): every control loop
+is at most one short carry chain between registers: the splitters keep
+look-ahead registers instead of ``min(rem, max_beats, page_left)``, the
+outstanding-reads check is a registered flag chosen from three precomputed
+compares, the credit check compares registered burst sizes, read-buffer
+credits come back one cycle after the word leaves, and the block RAM outputs
+land in registers.
 
 Reads run ahead of writes (up to ``max_outstanding`` read bursts in flight), so
 reads and writes overlap; a row is written only after all of its data arrived
@@ -871,7 +884,16 @@ class GatherDMA(wiring.Component):
         retire_kind = Signal(KIND_BITS)
         b_fire = axi.bvalid & axi.bready
         b_row_err = b_err | axi.bresp[1]
-        with m.If(btrack.r_rdy & keyq.r_rdy):
+        # keyq's block RAM output goes straight into a register (kh), as for rbuf.
+        kh_v = Signal()
+        kh_d = Signal(klay.size)
+        kh_load = Signal()
+        m.d.comb += [kh_load.eq(keyq.r_rdy & (~kh_v | retire)), keyq.r_en.eq(kh_load)]
+        with m.If(kh_load):
+            m.d.sync += [kh_v.eq(1), kh_d.eq(keyq.r_data)]
+        with m.Elif(retire):
+            m.d.sync += kh_v.eq(0)
+        with m.If(btrack.r_rdy & kh_v):
             with m.If(bh.nowrite):
                 m.d.comb += [retire.eq(1), retire_kind.eq(bh.kind)]
             with m.Else():
@@ -885,7 +907,7 @@ class GatherDMA(wiring.Component):
                         m.d.sync += b_err.eq(0)
                     with m.Else():
                         m.d.sync += b_err.eq(b_row_err)
-        m.d.comb += [btrack.r_en.eq(retire), keyq.r_en.eq(retire)]
+        m.d.comb += btrack.r_en.eq(retire)
         with m.If(retire):
             m.d.sync += [retired.eq(retired + 1), to_retire.eq(to_retire - 1)]
             with m.If(retire_kind == ErrorKind.NONE):
@@ -894,7 +916,7 @@ class GatherDMA(wiring.Component):
                 m.d.sync += [errors.eq(errors + 1), any_error.eq(1)]
                 with m.If(~any_error):
                     m.d.sync += [first_kind.eq(retire_kind), first_index.eq(retired),
-                                 first_key.eq(keyq.r_data)]
+                                 first_key.eq(kh_d)]
 
         # ------------------------------------------------------- constant AXI fields
         for ch in ("ar", "aw"):
