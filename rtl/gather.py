@@ -19,7 +19,7 @@ Datapath (every queue is in order, so rows retire in stream order)::
          -> writer: once a row has fully arrived, byte-realigns it from its source
             offset to its destination offset (one output word per cycle, no
             extra cycle per row, the shift in two registered stages; WSTRB masks
-            the row's ends) -> W head buffer -> W channel
+            the row's ends) -> WLAST merge -> W head buffer -> W channel
          -> AW generator (bursts split as for AR) -> B tracking -> retirement
             (counts, first error), key by key in stream order.
 
@@ -847,32 +847,34 @@ class GatherDMA(wiring.Component):
         ]
 
         # ----------------------------------------------------------------- W stage
-        # The heads of wdataq and wlenq move into two-entry register buffers whose
-        # refill depends on registers only, so the W handshake drives no FIFO logic.
-        wdb = _TwoEntryBuffer(m, W * 8 + W, "wd_head")
-        wlb = _TwoEntryBuffer(m, wlenq.width, "wl_head")
+        # A merge stage pairs each data word with its place in its burst (WLAST) into
+        # a two-entry buffer whose refill depends on registers only; the W channel
+        # register then loads from that buffer with one gate (no FIFO logic, no
+        # burst count compare on the W handshake).
+        wdb = _TwoEntryBuffer(m, W * 8 + W + 1, "wd_head")
+        m_cnt = Signal(range(MAXB + 1))
+        m_last = m_cnt == wlenq.r_data        # wlenq holds beats - 1
+        m_fire = wdataq.r_rdy & wlenq.r_rdy & wdb.in_ready
         m.d.comb += [
-            wdb.w_data.eq(wdataq.r_data), wdb.push.eq(wdataq.r_rdy & wdb.in_ready),
-            wdataq.r_en.eq(wdb.push),
-            wlb.w_data.eq(wlenq.r_data), wlb.push.eq(wlenq.r_rdy & wlb.in_ready),
-            wlenq.r_en.eq(wlb.push),
+            wdb.w_data.eq(Cat(wdataq.r_data, m_last)),
+            wdb.push.eq(m_fire),
+            wdataq.r_en.eq(m_fire),
+            wlenq.r_en.eq(m_fire & m_last),
         ]
-        w_cnt = Signal(range(MAXB + 1))
+        with m.If(m_fire):
+            m.d.sync += m_cnt.eq(Mux(m_last, 0, m_cnt + 1))
         w_load = Signal()
-        w_last = w_cnt == wlb.head        # wlenq holds beats - 1
         m.d.comb += [
-            w_load.eq((~axi.wvalid | axi.wready) & wdb.valid & wlb.valid),
+            w_load.eq((~axi.wvalid | axi.wready) & wdb.valid),
             wdb.pop.eq(w_load),
             wd_pop.eq(w_load),
-            wlb.pop.eq(w_load & w_last),
         ]
         with m.If(w_load):
             m.d.sync += [
                 axi.wvalid.eq(1),
                 axi.wdata.eq(wdb.head[:W * 8]),
-                axi.wstrb.eq(wdb.head[W * 8:]),
-                axi.wlast.eq(w_last),
-                w_cnt.eq(Mux(w_last, 0, w_cnt + 1)),
+                axi.wstrb.eq(wdb.head[W * 8:W * 9]),
+                axi.wlast.eq(wdb.head[W * 9]),
             ]
         with m.Elif(axi.wready):
             m.d.sync += axi.wvalid.eq(0)
