@@ -910,15 +910,23 @@ class GatherDMA(wiring.Component):
                     with m.Else():
                         m.d.sync += b_err.eq(b_row_err)
         m.d.comb += btrack.r_en.eq(retire)
+        # The counts and the first error are updated one cycle after the retirement
+        # (registered), off the B handshake's path; completion waits for them.
+        ret_v = Signal()
+        ret_kind = Signal(KIND_BITS)
+        ret_key = Signal(klay.size)
+        m.d.sync += ret_v.eq(retire)
         with m.If(retire):
+            m.d.sync += [ret_kind.eq(retire_kind), ret_key.eq(kh_d)]
+        with m.If(ret_v):
             m.d.sync += [retired.eq(retired + 1), to_retire.eq(to_retire - 1)]
-            with m.If(retire_kind == ErrorKind.NONE):
+            with m.If(ret_kind == ErrorKind.NONE):
                 m.d.sync += moved.eq(moved + 1)
             with m.Else():
                 m.d.sync += [errors.eq(errors + 1), any_error.eq(1)]
                 with m.If(~any_error):
-                    m.d.sync += [first_kind.eq(retire_kind), first_index.eq(retired),
-                                 first_key.eq(kh_d)]
+                    m.d.sync += [first_kind.eq(ret_kind), first_index.eq(retired),
+                                 first_key.eq(ret_key)]
 
         # ------------------------------------------------------- constant AXI fields
         for ch in ("ar", "aw"):
