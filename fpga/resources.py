@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..config import HotlineConfig
 
 __all__ = ["ECP5_DP16KD_SHAPES", "ECP5_85F_BLOCKS", "ecp5_bram_blocks", "lutram_cells",
-           "counter_array_memories", "counter_array_blocks"]
+           "counter_array_memories", "counter_array_blocks", "gather_memories"]
 
 ECP5_DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 ECP5_85F_BLOCKS = 208   # LFE5U-85F: 208 DP16KD = 3.74 Mbit
@@ -69,3 +69,25 @@ def counter_array_blocks(cfg: HotlineConfig) -> dict:
             cells += count * lutram_cells(depth, width)
     return {"bits": bits, "blocks": blocks, "fits_ecp5_85f": blocks <= ECP5_85F_BLOCKS,
             "lutram_bits": lbits, "lutram_cells": cells}
+
+    """Bits and estimated DP16KD blocks of the counter array's memories."""
+    bits = blocks = 0
+    for _name, count, depth, width in counter_array_memories(cfg):
+        bits += count * depth * width
+        blocks += count * ecp5_bram_blocks(depth, width)
+    return {"bits": bits, "blocks": blocks, "fits_ecp5_85f": blocks <= ECP5_85F_BLOCKS}
+
+
+def gather_memories(cfg: HotlineConfig) -> list[tuple[str, int, int, int]]:
+    """The gather DMA's memories as ``(name, count, depth, width)``.
+
+    Taken from the RTL's own queue plan (:func:`hotline.rtl.gather.memory_plan`),
+    so the list cannot drift from what :class:`~hotline.rtl.gather.GatherDMA`
+    builds.  Each memory has one write and one read port.  The queues read
+    asynchronously (``rowq``, ``rdone``, ``wrowq``, ``wdata``, ``wlen``) are LUT
+    RAM whatever their size; the others may be block RAM or LUT RAM, as yosys
+    finds cheaper.
+    """
+    from ..rtl.gather import memory_plan
+    return [(name, 1, depth, width) for name, depth, width, _sync in memory_plan(cfg)]
+

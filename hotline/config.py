@@ -325,7 +325,9 @@ class GatherConfig:
     Parameters
     ----------
     data_bits : int
-        AXI data width (64 to 512).
+        AXI data width (64 to 512).  The default, 64, is the bus of the
+        ``ecp5-85f`` bring-up target (on-chip RAM or SDRAM behind it); wider
+        buses suit a PCIe card's DRAM.
     addr_bits : int
         AXI address width.
     id_bits : int
@@ -334,6 +336,10 @@ class GatherConfig:
     max_outstanding : int
         Read bursts in flight at once (the hardware's capacity; a runtime
         port may lower it).  Also bounds the write bursts awaiting a response.
+        The default, 32, keeps the R channel above 0.9 beats per cycle at 64
+        cycles of read latency for 64 B rows on a 64- or 128-bit bus
+        (``scripts/bench_gather.py``); one-beat rows (64 B on 512 bits) need
+        about 64.
     max_burst_beats : int
         Longest burst the unit issues (AXI4 INCR allows 256).
     max_row_bytes : int
@@ -356,7 +362,7 @@ class GatherConfig:
         Most bus words one row can span (an unaligned row spans one more).
     """
 
-    data_bits: int = 128
+    data_bits: int = 64
     addr_bits: int = 64
     id_bits: int = 4
     max_outstanding: int = 32

@@ -921,11 +921,13 @@ async def _bench_run(tb: GatherTB, layout, staging, row_bytes, rows, limit, late
 async def bench_throughput(dut):
     """R beats per cycle of long gathers (run by scripts/bench_gather.py, skipped otherwise).
 
-    For each row size: ``rows`` aligned rows with no added latency; the same at the
-    given latency; a sweep over outstanding limits (``sweep_rows`` rows each) for
-    the smallest limit whose steady rate (first to last R beat) reaches
-    ``target``; and ``sweep_rows`` unaligned rows (odd base, stride and staging)
-    with no added latency.  Results go to the JSON file ``spec["out"]``.
+    For each row size: ``rows`` aligned rows with no added latency
+    (``no_latency``); the same at the given latency (``latency``); a sweep over
+    outstanding limits (``sweep_rows`` rows each) for the smallest limit whose
+    steady rate (first to last R beat) reaches ``target`` (``sweep``); and
+    ``sweep_rows`` unaligned rows (odd base, stride and staging) with no added
+    latency (``unaligned_no_latency``).  ``spec["kinds"]`` (default: all) picks
+    which of them run.  Results go to the JSON file ``spec["out"]``.
     """
     spec = _bench_spec()
     cfg = config_from_env()
@@ -954,17 +956,21 @@ async def bench_throughput(dut):
     def meets(r):
         return r["r_beats_per_cycle_steady"] >= spec["target"]
 
+    kinds = set(spec.get("kinds", ["no_latency", "latency", "sweep", "unaligned_no_latency"]))
+
     for rb in spec["row_bytes"]:
         # Aligned tables, rows of rb bytes at stride rb, staging after them.
         layout = TableLayout([t * table_rows * rb for t in range(n_tables)],
                              [rb] * n_tables, [table_rows] * n_tables)
         staging = -(-(n_tables * table_rows * rb) // 4096) * 4096
         await tb.load_tables(layout)
-        emit(await _bench_run(tb, layout, staging, rb, rows, 0, 0, rng, True), "no_latency")
-        emit(await _bench_run(tb, layout, staging, rb, rows, 0, lat, rng, True), "latency")
+        if "no_latency" in kinds:
+            emit(await _bench_run(tb, layout, staging, rb, rows, 0, 0, rng, True), "no_latency")
+        if "latency" in kinds:
+            emit(await _bench_run(tb, layout, staging, rb, rows, 0, lat, rng, True), "latency")
         # Sweep: halve the limit while the target holds, then bisect.
         good, bad = top, 0
-        lim = top
+        lim = top if "sweep" in kinds else 0
         while lim >= 1:
             r = await _bench_run(tb, layout, staging, rb, spec["sweep_rows"], lim, lat, rng,
                                  False)
@@ -984,6 +990,8 @@ async def bench_throughput(dut):
             else:
                 bad = mid
         # Unaligned rows: every row is realigned between source and staging offsets.
+        if "unaligned_no_latency" not in kinds:
+            continue
         ul = TableLayout([t * table_rows * (rb + 5) + 3 for t in range(n_tables)],
                          [rb + 5] * n_tables, [table_rows] * n_tables)
         ustg = -(-(n_tables * table_rows * (rb + 5)) // 4096) * 4096 + 7

@@ -41,3 +41,27 @@ def test_counter_memories_match_the_rtl():
     assert mems["query-beat queue"][2] == data.Layout.cast(L.qbeat).size
     est = counter_array_blocks(cfg)
     assert est["blocks"] <= 64, est
+
+def test_gather_memories_match_the_elaborated_unit():
+    """gather_memories lists exactly the memories the RTL builds (depth x width)."""
+    import re
+    from collections import Counter
+
+    from amaranth.back import rtlil
+
+    from hotline.fpga.resources import gather_memories
+    from hotline.rtl.gather import GatherDMA
+
+    for bits in (64, 512):
+        cfg = HotlineConfig().replace(gather={"data_bits": bits, "max_outstanding": 8})
+        text = rtlil.convert(GatherDMA(cfg))
+        built = Counter((int(d), int(w)) for w, d in
+                        re.findall(r"^\s*memory width (\d+) size (\d+)", text, re.M))
+        listed = Counter()
+        for _name, count, depth, width in gather_memories(cfg):
+            listed[depth, width] += count
+        assert built == listed, (bits, built, listed)
+        names = [n for n, *_ in gather_memories(cfg)]
+        assert "rbuf" in names and "table_mem" in names
+        rbuf = next(m for m in gather_memories(cfg) if m[0] == "rbuf")
+        assert rbuf[2:] == (cfg.gather.rbuf_beats, bits)
