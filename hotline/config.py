@@ -260,7 +260,7 @@ class ReorderConfig:
 
     lanes: int = 4
     keys_per_sample: int = 26
-    hotmap_log2_buckets: int = 10
+    hotmap_log2_buckets: int = 9
     hotmap_ways: int = 1
     hotmap_hashes: int = 4
     max_batch_keys: int = 4096
@@ -282,7 +282,7 @@ class ReorderConfig:
         _check_int(s, "dedupe_ways", self.dedupe_ways, lo=1, hi=16, pow2=True)
         _check_int(s, "dedupe_epoch_bits", self.dedupe_epoch_bits, lo=2, hi=16)
         _check_int(s, "sample_buffer", self.sample_buffer, lo=1, hi=64)
-        _check_int(s, "dedupe_queue", self.dedupe_queue, lo=2, hi=1 << 16)
+        _check_int(s, "dedupe_queue", self.dedupe_queue, lo=8, hi=1 << 16)
 
     @property
     def hotmap_buckets(self) -> int:

@@ -28,7 +28,9 @@ Pipeline, one key per cycle, all stages move together:
         new key also goes out on ``cold``); a full bucket retries the key one
         bucket further and replays every younger key after it (a flush: the
         item queue keeps keys until they are decided), so decisions are
-        always in arrival order and ``u`` is exact first-occurrence order.
+        always in arrival order and ``u`` is exact first-occurrence order;
+``S4``  the registered decision goes out: the new key to ``cold``, the beat's
+        numbers (gathered per lane) to ``uvec`` after its last key.
 
 A new key when ``max_batch_keys`` are numbered is the batch's overflow: it is
 flagged and every later key of the batch is dropped (no claim, no output).
@@ -135,7 +137,7 @@ class DedupeEngine(wiring.Component):
         # now leaves room next cycle too.
         adv = Signal()
         room = Signal()
-        m.d.sync += room.eq((ufifo.level < 15 - 1) & (cfifo.level < 15 - 1))
+        m.d.sync += room.eq((ufifo.level < 12) & (cfifo.level < 12))
         m.d.comb += adv.eq(room)
 
         # ---- item queue ----------------------------------------------------------------------
@@ -174,6 +176,9 @@ class DedupeEngine(wiring.Component):
         NH = 3
         s3_fa = Signal(NH)  # same batch and bucket as decision j (0 = the latest)
         s3_fk = Signal(NH)  # ... and the same key
+        s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 and 2 in this bucket
+        s3_pre_found = Signal()     # decision 1 or 2 resolved this key here ...
+        s3_pre_u = Signal(r.u_bits)  # ... with this number
         # The last three decisions (shifted at every advance): claimed way, resolved, u, and
         # for the comparisons in S2: batch, bucket, key.
         hist = [{"claim": Signal(DW, name=f"h{j}_claim"), "res": Signal(name=f"h{j}_res"),
@@ -193,19 +198,16 @@ class DedupeEngine(wiring.Component):
 
         # ---- S3: decide ----------------------------------------------------------------------
         it3 = s3["item"]
+        # The two older decisions of the window were folded in S2 (s3_pre_*); only the
+        # decision of the previous cycle (hist[0]) is looked at here.
         fwd_mask = Signal(DW)
         fwd_found = Signal()
         fwd_u = Signal(r.u_bits)
-        mk = Const(0, DW)
-        for j in range(NH):
-            mk = mk | (hist[j]["claim"] & s3_fa[j].replicate(DW))
-        m.d.comb += fwd_mask.eq(mk)
-        fsel = [s3_fk[j] & s3_fa[j] & hist[j]["res"] for j in range(NH)]
-        m.d.comb += fwd_found.eq(Cat(*fsel).any())
-        fu = Const(0, r.u_bits)
-        for j in reversed(range(NH)):
-            fu = Mux(fsel[j], hist[j]["u"], fu)
-        m.d.comb += fwd_u.eq(fu)
+        fsel0 = Signal()
+        m.d.comb += [fwd_mask.eq(s3_pre_mask | (hist[0]["claim"] & s3_fa[0].replicate(DW))),
+                     fsel0.eq(s3_fk[0] & s3_fa[0] & hist[0]["res"]),
+                     fwd_found.eq(fsel0 | s3_pre_found),
+                     fwd_u.eq(Mux(fsel0, hist[0]["u"], s3_pre_u))]
         mem_match = Signal(DW)
         m.d.comb += mem_match.eq(s3_match & ~fwd_mask)
         mu = Const(0, r.u_bits)
@@ -252,27 +254,36 @@ class DedupeEngine(wiring.Component):
         with m.Elif(claim):
             m.d.comb += tw.en.eq(first_free)
 
-        # New keys out; the beat's numbers out.
+        count_after = Signal.like(next_u)
+        m.d.comb += count_after.eq(nu + claim)
+        with m.If(decided):
+            m.d.sync += [cur_epoch.eq(it3.epoch), next_u.eq(count_after),
+                         at_max.eq(count_after == MAXK), dropping.eq(drop | over)]
+            with m.If(it3.wipe):
+                m.d.sync += wiped.eq(0)
+
+        # S4: the decision, registered, goes out: new keys, and the beat's numbers.
+        s4_dec, s4_claim, s4_over, s4_last = Signal(), Signal(), Signal(), Signal()
+        s4_u = Signal(r.u_bits)
+        s4_key = Signal(K)
+        s4_lane = Signal.like(it3.lane)
+        s4_count = Signal.like(next_u)
+        m.d.sync += [s4_dec.eq(decided), s4_claim.eq(claim), s4_over.eq(over), s4_last.eq(it3.last),
+                     s4_u.eq(u3), s4_key.eq(it3.key), s4_lane.eq(it3.lane), s4_count.eq(count_after)]
         cold_in = data.View(dedupe_cold_layout(cfg), cfifo.w_data)
-        m.d.comb += [cold_in.key.eq(it3.key), cold_in.u.eq(nu), cfifo.w_en.eq(claim)]
+        m.d.comb += [cold_in.key.eq(s4_key), cold_in.u.eq(s4_u), cfifo.w_en.eq(s4_claim)]
         acc_u = Signal(data.ArrayLayout(r.u_bits, W))
         acc_over = Signal()
         uv = data.View(dedupe_uvec_layout(cfg), ufifo.w_data)
-        count_after = Signal.like(next_u)
-        m.d.comb += count_after.eq(nu + claim)
         for l in range(W):
-            m.d.comb += uv.u[l].eq(Mux(it3.lane == l, u3, acc_u[l]))
-        m.d.comb += [uv.over.eq(acc_over | over), uv.count.eq(count_after),
-                     ufifo.w_en.eq(decided & it3.last)]
-        with m.If(decided):
-            m.d.sync += [cur_epoch.eq(it3.epoch), next_u.eq(count_after),
-                         at_max.eq(count_after == MAXK), dropping.eq(drop | over),
-                         acc_over.eq(Mux(it3.last, 0, acc_over | over))]
+            m.d.comb += uv.u[l].eq(Mux(s4_lane == l, s4_u, acc_u[l]))
+        m.d.comb += [uv.over.eq(acc_over | s4_over), uv.count.eq(s4_count),
+                     ufifo.w_en.eq(s4_dec & s4_last)]
+        with m.If(s4_dec):
+            m.d.sync += acc_over.eq(Mux(s4_last, 0, acc_over | s4_over))
             for l in range(W):
-                with m.If(it3.lane == l):
-                    m.d.sync += acc_u[l].eq(u3)
-            with m.If(it3.wipe):
-                m.d.sync += wiped.eq(0)
+                with m.If(s4_lane == l):
+                    m.d.sync += acc_u[l].eq(s4_u)
 
         # History of decisions (a decision is this cycle's S3 when it is decided).
         with m.If(adv):
@@ -329,4 +340,11 @@ class DedupeEngine(wiring.Component):
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
                 fk.append(ky == it2.key)
             m.d.sync += [s3_fa.eq(Cat(*fa)), s3_fk.eq(Cat(*fk))]
+            # Decisions 1 and 2 of S3's window are hist[0] and hist[1] now: fold them in.
+            pm = Const(0, DW)
+            for j in (1, 2):
+                pm = pm | (hist[j - 1]["claim"] & fa[j].replicate(DW))
+            sel = [fk[j] & fa[j] & hist[j - 1]["res"] for j in (1, 2)]
+            m.d.sync += [s3_pre_mask.eq(pm), s3_pre_found.eq(Cat(*sel).any()),
+                         s3_pre_u.eq(Mux(sel[0], hist[0]["u"], hist[1]["u"]))]
         return m

@@ -7,10 +7,12 @@ then a pure function of the image: read the candidate bucket of every hash
 keys, return hit and slot.
 
 Ports: W lanes read every hash table each cycle.  A block RAM (ECP5 DP16KD,
-Xilinx RAMB) has two ports, so every hash table is ``ceil(W / 2)`` copies
-(read replication), each a true-dual-port RAM whose two ports serve two
-lanes; the load writes all copies at once through their first port, which
-then reads the load address (a load never overlaps a lookup).
+Xilinx RAMB) has two ports, so every hash table is W copies (read
+replication), each a simple dual-port RAM: one write port (the load writes
+all copies at once) and one read port (one lane).  (Two lanes per copy
+through a shared read/write port would halve the copies, but yosys does
+not merge a read port into a write port for ECP5 and replicates the RAM
+instead, so the copies are explicit.)
 
 The lookup is a request stream (W keys per beat) and a response stream (W
 ``(hit, slot)`` per beat, in request order).  A user must not assume any
@@ -20,7 +22,7 @@ be swapped for one that reads buckets from off-chip memory over AXI.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -61,10 +63,10 @@ def hotmap_result_layout(cfg: HotlineConfig) -> data.StructLayout:
 class HotMapLookup(wiring.Component):
     """W-lane exact hot-map lookup in block RAM.
 
-    Memories: for each of the ``hotmap_hashes`` hash functions, ``ceil(W/2)``
-    copies of a ``hotmap_buckets x (hotmap_ways x slot word)`` RAM with two
-    ports each (port 0: read, or write while loading; port 1: read), so no
-    RAM has more ports than the primitive.  Pipeline (4 cycles, one beat per
+    Memories: for each of the ``hotmap_hashes`` hash functions, W copies of
+    a ``hotmap_buckets x (hotmap_ways x slot word)`` RAM with one write port
+    (the load) and one read port (one lane), so no RAM has more ports than
+    the primitive.  Pipeline (4 cycles, one beat per
     cycle, all stages move together): hashes -> bucket read -> read data
     registered -> key compare registered as the response.
 
@@ -128,29 +130,23 @@ class HotMapLookup(wiring.Component):
         bucket_of_load = laddr[way_bits:way_bits + LB]
         hits = [[] for _ in range(W)]
         for h in range(len(fns)):
-            for c in range(-(-W // 2)):
+            for lane in range(W):
                 mem = Memory(shape=data.ArrayLayout(entry, r.hotmap_ways), depth=r.hotmap_buckets, init=[])
-                m.submodules[f"table{h}_copy{c}"] = mem
+                m.submodules[f"table{h}_copy{lane}"] = mem
                 wp = mem.write_port(granularity=1)
-                # Port 0 shares its address with the write port (one read/write port).
-                a0 = Signal(LB, name=f"port0_addr_h{h}_c{c}")
-                m.d.comb += [a0.eq(Mux(loading, bucket_of_load, addr1[h][2 * c])), wp.addr.eq(a0)]
+                m.d.comb += wp.addr.eq(bucket_of_load)
                 for w in range(r.hotmap_ways):
                     m.d.comb += wp.data[w].eq(self.load.payload.data)
                 with m.If(loading & (laddr[way_bits + LB:] == h)):
                     m.d.comb += wp.en.eq(Const(1, r.hotmap_ways) << laddr[:way_bits] if way_bits else 1)
-                for p in range(2):
-                    lane = 2 * c + p
-                    if lane >= W:
-                        break
-                    rp = mem.read_port()
-                    m.d.comb += [rp.addr.eq(a0 if p == 0 else addr1[h][lane]), rp.en.eq(adv)]
-                    data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}")
-                    with m.If(adv):
-                        m.d.sync += data3.eq(rp.data)
-                    for w in range(r.hotmap_ways):
-                        e = data3[w]
-                        hits[lane].append((e.valid & (e.key == keys3[lane]), e.slot))
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(addr1[h][lane]), rp.en.eq(adv)]
+                data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}")
+                with m.If(adv):
+                    m.d.sync += data3.eq(rp.data)
+                for w in range(r.hotmap_ways):
+                    e = data3[w]
+                    hits[lane].append((e.valid & (e.key == keys3[lane]), e.slot))
 
         for lane in range(W):
             # A key is stored at most once, so OR-ing the matching slot is exact.

@@ -32,24 +32,36 @@ is consumed and dropped (the cold keys first seen before it are still emitted)
 and the status flags the error.  The next batch starts clean.  This is what
 :func:`hotline.host.reorder.reorder_batch` models.
 
-Pipeline: input -> hot-map lookup (request/response streams) -> de-dup stage
-D1 -> output buffers.  D1 holds one beat; its cold keys are combined within
-the beat (a lane equal to an earlier lane takes that lane's ``u``), then each
-distinct one probes the de-dup hash table (linear probing over buckets of
-``dedupe_ways`` slots, all ways compared at once).  A key found there takes
-its ``u``; a new key claims a free slot (lanes claiming in one bucket in the
-same cycle take distinct ways in lane order; a claim is written at once so
-that the other lanes' later probes see it), and once every lane is resolved
-the new keys are numbered in lane order and their slots written with ``u``.
-Every read port is transparent to every write port, so the beat after reads
-the table as these writes leave it: back-to-back repeats need no other
-forwarding.  A beat whose probes all end in their home bucket takes one
-cycle; a longer probe only stalls, it never changes a result.  Entries carry
-a batch tag (epoch), so a new batch is an O(1) clear; when the tag wraps, and
-after a reset, the table is wiped once (``dedupe_buckets / W`` cycles).  A
-reset does not clear the hot map.  Each output buffer takes every beat speculatively and
-commits or rolls back the sample once its class is known, so the two outputs
-keep arrival order without a copy step.
+Structure (every memory has at most the two ports of a block RAM):
+
+``input -> hot-map lookup -> split -> beat queue ---------------------> assemble -> outputs``
+``                                 -> cold queue -> serializer -> de-dup engine --^``
+
+The hot map (:class:`~hotline.rtl.hotmap.HotMapLookup`) answers W lanes per
+cycle from W copies of each hash table (one write port for the load, one
+read port each).  The split
+register writes every beat (hot bits, slots, framing) into the *beat queue*
+and the beats with cold keys (not in a sample past ``max_batch_samples``)
+also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
+A serializer feeds those beats' cold keys, one per cycle in lane order, to
+the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
+``dedupe_buckets x dedupe_ways`` entries in one RAM with one read and one
+write port, pipelined over four stages with forwarding of the three
+previous decisions and a replay when a bucket is full, so it numbers the
+keys exactly in arrival order.  It sends each new cold key out on ``cold``
+(one key per beat, ``count`` 1) and each beat's numbers back on a small
+FIFO; the assembler pairs them with the beat at the head of the beat
+queue.  Only cold keys pass the one-key-per-cycle engine (about a quarter of
+the keys of a Criteo-like batch, far fewer when many samples are popular),
+so the unit runs at one beat per cycle on average and stalls its input only
+when a cold-heavy stretch fills the queues.  Entries carry a batch tag
+(epoch), so a new batch is an O(1) clear; the first cold key after the tag
+wraps (every ``2**dedupe_epoch_bits - 1`` batches), and the first after a
+reset, makes the engine wipe the table first (``dedupe_buckets`` cycles).  A
+reset does not clear the hot map.  Each output buffer takes every beat
+speculatively and commits or rolls back the sample once its class is known,
+so the two outputs keep arrival order without a copy step.  The engine may
+emit the next batch's cold keys before this batch's status beat.
 """
 
 from __future__ import annotations
@@ -251,18 +263,21 @@ class ReorderUnit(wiring.Component):
         m.d.comb += d0_cold.eq(d0.lane_valid & ~d0_hot & ~d0.too_many.replicate(W))
         d0_has_cold = Signal()
         m.d.comb += d0_has_cold.eq(d0_cold.any())
+        # The split register always empties the next cycle: a beat is taken only while both
+        # queues had room for two more a cycle ago (at most one write a cycle), a registered
+        # flag that keeps the queues' levels off the lookup's stall path.
+        q_room = Signal()
+        m.d.sync += q_room.eq((beat_q.w_level < r.dedupe_queue - 2) & (cold_q.w_level < r.dedupe_queue - 2))
         d0_go = Signal()
-        m.d.comb += d0_go.eq(d0_valid & beat_q.w_rdy & cold_q.w_rdy)
+        m.d.comb += d0_go.eq(d0_valid)
         take = Signal()
-        m.d.comb += [take.eq(lookup.resp.valid & side.r_rdy & (~d0_valid | d0_go)),
+        m.d.comb += [take.eq(lookup.resp.valid & side.r_rdy & q_room),
                      lookup.resp.ready.eq(take), side.r_en.eq(take)]
+        m.d.sync += d0_valid.eq(take)
         with m.If(take):
-            m.d.sync += [d0_valid.eq(1), d0.eq(head),
-                         d0_hot.eq(Cat(*(lookup.resp.payload[l].hit for l in range(W))))]
+            m.d.sync += [d0.eq(head), d0_hot.eq(Cat(*(lookup.resp.payload[l].hit for l in range(W))))]
             for l in range(W):
                 m.d.sync += d0_slot[l].eq(lookup.resp.payload[l].slot)
-        with m.Elif(d0_go):
-            m.d.sync += d0_valid.eq(0)
 
         # The batch tag: bumped after every batch; when it wraps (and after a reset) the next
         # cold key tells the de-dup engine to wipe its table first.
@@ -323,7 +338,16 @@ class ReorderUnit(wiring.Component):
                 m.d.sync += ser_valid.eq(0)
 
         # ---- assemble: each beat with its cold keys' numbers, into the output buffers ------
-        bq = data.View(beat_layout, beat_q.r_data)
+        # The head beat sits in a register (the block RAM's output is too slow to use directly).
+        bq_valid = Signal()
+        bq = Signal(beat_layout)
+        complete = Signal()
+        bq_load = Signal()
+        m.d.comb += [bq_load.eq(beat_q.r_rdy & (~bq_valid | complete)), beat_q.r_en.eq(bq_load)]
+        with m.If(bq_load):
+            m.d.sync += [bq_valid.eq(1), bq.eq(beat_q.r_data)]
+        with m.Elif(complete):
+            m.d.sync += bq_valid.eq(0)
         uvec = dd.uvec.payload
         depth = 1 << _clog2(max(2, r.sample_buffer * S))
         m.submodules.pop_buf = pop_buf = _SpeculativeFIFO(lay.sample_out, depth)
@@ -350,9 +374,8 @@ class ReorderUnit(wiring.Component):
 
         room = Signal()
         m.d.comb += room.eq(pop_buf.w_space & non_buf.w_space & (~bq.batch_last | status_fifo.w_rdy))
-        complete = Signal()
-        m.d.comb += complete.eq(beat_q.r_rdy & (~bq.has_cold | dd.uvec.valid) & room)
-        m.d.comb += [beat_q.r_en.eq(complete), dd.uvec.ready.eq(complete & bq.has_cold)]
+        m.d.comb += complete.eq(bq_valid & (~bq.has_cold | dd.uvec.valid) & room)
+        m.d.comb += dd.uvec.ready.eq(complete & bq.has_cold)
 
         overflow = Signal()   # this beat holds the batch's stop position
         m.d.comb += overflow.eq(bq.has_cold & uvec.over & ~dropping)
