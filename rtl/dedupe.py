@@ -169,7 +169,7 @@ class DedupeEngine(wiring.Component):
             return {"valid": Signal(name=f"{name}_valid"), "ptr": Signal(qbits + 1, name=f"{name}_ptr"),
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
         s1, s2, s3 = stage("s1"), stage("s2"), stage("s3")
-        s2_data = Signal(data.ArrayLayout(dentry, DW))
+        s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))

@@ -141,7 +141,7 @@ class HotMapLookup(wiring.Component):
                     m.d.comb += wp.en.eq(Const(1, r.hotmap_ways) << laddr[:way_bits] if way_bits else 1)
                 rp = mem.read_port()
                 m.d.comb += [rp.addr.eq(addr1[h][lane]), rp.en.eq(adv)]
-                data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}")
+                data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}", reset_less=True)
                 with m.If(adv):
                     m.d.sync += data3.eq(rp.data)
                 for w in range(r.hotmap_ways):

@@ -166,6 +166,28 @@ class _SpeculativeFIFO(wiring.Component):
         return m
 
 
+def _pipe_reg(m, name, q, width, take):
+    """Two registers after FIFO ``q`` (a block RAM's output goes straight into the first, with
+    no logic): returns ``(valid, data, load)`` of the second; ``take`` empties it."""
+    p_valid = Signal(name=f"{name}_p_valid")
+    p_data = Signal(width, name=f"{name}_p_data", reset_less=True)
+    valid = Signal(name=f"{name}_valid")
+    dat = Signal(width, name=f"{name}_data", reset_less=True)
+    load = Signal(name=f"{name}_load")
+    p_load = Signal(name=f"{name}_p_load")
+    m.d.comb += [load.eq(p_valid & (~valid | take)),
+                 p_load.eq(q.r_rdy & (~p_valid | load)), q.r_en.eq(p_load)]
+    with m.If(p_load):
+        m.d.sync += [p_valid.eq(1), p_data.eq(q.r_data)]
+    with m.Elif(load):
+        m.d.sync += p_valid.eq(0)
+    with m.If(load):
+        m.d.sync += [valid.eq(1), dat.eq(p_data)]
+    with m.Elif(take):
+        m.d.sync += valid.eq(0)
+    return valid, dat, load
+
+
 class ReorderUnit(wiring.Component):
     """The micro-batch reorder unit (see the module docstring for the streams).
 
@@ -256,9 +278,9 @@ class ReorderUnit(wiring.Component):
 
         head = data.View(side_layout, side.r_data)
         d0_valid = Signal()
-        d0 = Signal(side_layout)
-        d0_hot = Signal(W)
-        d0_slot = Signal(data.ArrayLayout(r.slot_bits, W))
+        d0 = Signal(side_layout, reset_less=True)
+        d0_hot = Signal(W, reset_less=True)
+        d0_slot = Signal(data.ArrayLayout(r.slot_bits, W), reset_less=True)
         d0_cold = Signal(W)
         m.d.comb += d0_cold.eq(d0.lane_valid & ~d0_hot & ~d0.too_many.replicate(W))
         d0_has_cold = Signal()
@@ -304,7 +326,7 @@ class ReorderUnit(wiring.Component):
         # ---- serializer: the cold keys of each beat, one per cycle, into the de-dup engine --
         m.submodules.dedupe = dd = DedupeEngine(cfg)
         ser_valid = Signal()
-        ser = Signal(cbeat_layout)
+        ser = Signal(cbeat_layout, reset_less=True)
         rem = Signal(W)          # cold lanes not yet sent
         first = Signal()         # the next key is the beat's first
         low = Signal(W)          # lowest remaining lane, one-hot
@@ -327,9 +349,9 @@ class ReorderUnit(wiring.Component):
         sent = Signal()
         m.d.comb += sent.eq(ser_valid & dd.items.ready)
         load_next = Signal()
-        m.d.comb += [load_next.eq(cold_q.r_rdy & (~ser_valid | (sent & is_last))),
-                     cold_q.r_en.eq(load_next)]
-        cq_out = data.View(cbeat_layout, cold_q.r_data)
+        cq_valid, cq_raw, _ = _pipe_reg(m, "cq", cold_q, cbeat_layout.size, load_next)
+        m.d.comb += load_next.eq(cq_valid & (~ser_valid | (sent & is_last)))
+        cq_out = data.View(cbeat_layout, cq_raw)
         with m.If(load_next):
             m.d.sync += [ser_valid.eq(1), ser.eq(cq_out), rem.eq(cq_out.cold), first.eq(1)]
         with m.Elif(sent):
@@ -338,16 +360,11 @@ class ReorderUnit(wiring.Component):
                 m.d.sync += ser_valid.eq(0)
 
         # ---- assemble: each beat with its cold keys' numbers, into the output buffers ------
-        # The head beat sits in a register (the block RAM's output is too slow to use directly).
-        bq_valid = Signal()
-        bq = Signal(beat_layout)
+        # The head beat comes through two registers: a block RAM's clock-to-output leaves no
+        # time for routing far or for logic, so the first sits by the RAM.
         complete = Signal()
-        bq_load = Signal()
-        m.d.comb += [bq_load.eq(beat_q.r_rdy & (~bq_valid | complete)), beat_q.r_en.eq(bq_load)]
-        with m.If(bq_load):
-            m.d.sync += [bq_valid.eq(1), bq.eq(beat_q.r_data)]
-        with m.Elif(complete):
-            m.d.sync += bq_valid.eq(0)
+        bq_valid, bq_raw, bq_load = _pipe_reg(m, "bq", beat_q, beat_layout.size, complete)
+        bq = data.View(beat_layout, bq_raw)
         uvec = dd.uvec.payload
         depth = 1 << _clog2(max(2, r.sample_buffer * S))
         m.submodules.pop_buf = pop_buf = _SpeculativeFIFO(lay.sample_out, depth)
