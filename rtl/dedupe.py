@@ -147,8 +147,11 @@ class DedupeEngine(wiring.Component):
         wr = Signal(qbits + 1)
         iss = Signal(qbits + 1)
         ret = Signal(qbits + 1)
+        # Registered room (one push a cycle at most, so "two free" a cycle ago is enough).
+        q_room = Signal()
+        m.d.sync += q_room.eq((wr - ret)[:qbits + 1] < Q - 1)
         m.d.comb += [
-            self.items.ready.eq((wr - ret)[:qbits + 1] != Q),
+            self.items.ready.eq(q_room),
             qw.addr.eq(wr[:qbits]), qw.en.eq(self.items.valid & self.items.ready),
             qw.data.item.eq(self.items.payload), qw.data.home.eq(home.amaranth(self.items.payload.key)),
         ]

@@ -166,26 +166,20 @@ class _SpeculativeFIFO(wiring.Component):
         return m
 
 
-def _pipe_reg(m, name, q, width, take):
-    """Two registers after FIFO ``q`` (a block RAM's output goes straight into the first, with
-    no logic): returns ``(valid, data, load)`` of the second; ``take`` empties it."""
+def _bram_tail(m, name, q, width):
+    """A 4-entry FIFO after the block-RAM FIFO ``q``: the RAM's output goes straight into a
+    register (no logic after the RAM's slow clock-to-output), and ``q`` is read on credit
+    (the small FIFO's registered level), so the consumer's ready never reaches the RAM."""
+    m.submodules[f"{name}_tail"] = tail = fifo.SyncFIFO(width=width, depth=4)
     p_valid = Signal(name=f"{name}_p_valid")
     p_data = Signal(width, name=f"{name}_p_data", reset_less=True)
-    valid = Signal(name=f"{name}_valid")
-    dat = Signal(width, name=f"{name}_data", reset_less=True)
-    load = Signal(name=f"{name}_load")
-    p_load = Signal(name=f"{name}_p_load")
-    m.d.comb += [load.eq(p_valid & (~valid | take)),
-                 p_load.eq(q.r_rdy & (~p_valid | load)), q.r_en.eq(p_load)]
-    with m.If(p_load):
-        m.d.sync += [p_valid.eq(1), p_data.eq(q.r_data)]
-    with m.Elif(load):
-        m.d.sync += p_valid.eq(0)
-    with m.If(load):
-        m.d.sync += [valid.eq(1), dat.eq(p_data)]
-    with m.Elif(take):
-        m.d.sync += valid.eq(0)
-    return valid, dat, load
+    pop = Signal(name=f"{name}_pop")
+    m.d.comb += [pop.eq(q.r_rdy & (tail.level + p_valid <= 2)), q.r_en.eq(pop),
+                 tail.w_en.eq(p_valid), tail.w_data.eq(p_data)]
+    m.d.sync += p_valid.eq(pop)
+    with m.If(pop):
+        m.d.sync += p_data.eq(q.r_data)
+    return tail
 
 
 class ReorderUnit(wiring.Component):
@@ -349,9 +343,10 @@ class ReorderUnit(wiring.Component):
         sent = Signal()
         m.d.comb += sent.eq(ser_valid & dd.items.ready)
         load_next = Signal()
-        cq_valid, cq_raw, _ = _pipe_reg(m, "cq", cold_q, cbeat_layout.size, load_next)
-        m.d.comb += load_next.eq(cq_valid & (~ser_valid | (sent & is_last)))
-        cq_out = data.View(cbeat_layout, cq_raw)
+        cq_tail = _bram_tail(m, "cq", cold_q, cbeat_layout.size)
+        m.d.comb += [load_next.eq(cq_tail.r_rdy & (~ser_valid | (sent & is_last))),
+                     cq_tail.r_en.eq(load_next)]
+        cq_out = data.View(cbeat_layout, cq_tail.r_data)
         with m.If(load_next):
             m.d.sync += [ser_valid.eq(1), ser.eq(cq_out), rem.eq(cq_out.cold), first.eq(1)]
         with m.Elif(sent):
@@ -360,11 +355,12 @@ class ReorderUnit(wiring.Component):
                 m.d.sync += ser_valid.eq(0)
 
         # ---- assemble: each beat with its cold keys' numbers, into the output buffers ------
-        # The head beat comes through two registers: a block RAM's clock-to-output leaves no
-        # time for routing far or for logic, so the first sits by the RAM.
+        # The head beat comes through a register and a small FIFO (see _bram_tail).
         complete = Signal()
-        bq_valid, bq_raw, bq_load = _pipe_reg(m, "bq", beat_q, beat_layout.size, complete)
-        bq = data.View(beat_layout, bq_raw)
+        bq_tail = _bram_tail(m, "bq", beat_q, beat_layout.size)
+        bq_valid = bq_tail.r_rdy
+        bq = data.View(beat_layout, bq_tail.r_data)
+        m.d.comb += bq_tail.r_en.eq(complete)
         uvec = dd.uvec.payload
         depth = 1 << _clog2(max(2, r.sample_buffer * S))
         m.submodules.pop_buf = pop_buf = _SpeculativeFIFO(lay.sample_out, depth)
