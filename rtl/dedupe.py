@@ -8,9 +8,9 @@ Table: one ``dedupe_buckets x (dedupe_ways x entry)`` RAM with one read port
 and one write port (a block RAM of two ports), entry ``(epoch, key, u)``.
 A key's home bucket is :func:`dedupe_hash`; a full bucket continues into the
 next one (linear probing over buckets, all ways compared at once).  Entries
-carry a batch tag (epoch), so a new batch is an O(1) clear; the first key
-after the tag wraps (and after a reset) wipes the table first
-(``dedupe_buckets`` cycles).
+carry a batch tag (epoch), so a new batch is an O(1) clear; a reset starts
+with a wipe of the table (``dedupe_buckets`` cycles) and the first key after
+the tag wraps (every ``2**dedupe_epoch_bits - 1`` batches) waits for another.
 
 Pipeline, one key per cycle, all stages move together:
 
@@ -191,7 +191,7 @@ class DedupeEngine(wiring.Component):
 
         retry = Signal()
         retry_addr = Signal(bbits)
-        wiping = Signal()
+        wiping = Signal(init=1)   # a reset starts with a wipe
         wiped = Signal()
         wipe_ctr = Signal(bbits)
         cur_epoch = Signal(E)   # batch of the last decided key (0: none since the last wipe)
@@ -317,7 +317,8 @@ class DedupeEngine(wiring.Component):
         with m.If(wiping):
             m.d.sync += wipe_ctr.eq(wipe_ctr + 1)
             with m.If(wipe_ctr == NB - 1):
-                m.d.sync += [wiping.eq(0), wiped.eq(1), cur_epoch.eq(0)]
+                # (after the reset's own wipe no key is waiting for one)
+                m.d.sync += [wiping.eq(0), wiped.eq(need_wipe), cur_epoch.eq(0)]
 
         # ---- stage moves ---------------------------------------------------------------------
         with m.If(adv):

@@ -55,9 +55,10 @@ queue.  Only cold keys pass the one-key-per-cycle engine (about a quarter of
 the keys of a Criteo-like batch, far fewer when many samples are popular),
 so the unit runs at one beat per cycle on average and stalls its input only
 when a cold-heavy stretch fills the queues.  Entries carry a batch tag
-(epoch), so a new batch is an O(1) clear; the first cold key after the tag
-wraps (every ``2**dedupe_epoch_bits - 1`` batches), and the first after a
-reset, makes the engine wipe the table first (``dedupe_buckets`` cycles).  A
+(epoch), so a new batch is an O(1) clear; a reset starts with a wipe of the
+table (``dedupe_buckets`` cycles; keys wait in the queues meanwhile), and the
+first cold key after the tag wraps (every ``2**dedupe_epoch_bits - 1``
+batches) makes the engine wipe it again first.  A
 reset does not clear the hot map.  Each output buffer takes every beat
 speculatively and commits or rolls back the sample once its class is known,
 so the two outputs keep arrival order without a copy step.  The engine may
@@ -295,10 +296,10 @@ class ReorderUnit(wiring.Component):
             for l in range(W):
                 m.d.sync += d0_slot[l].eq(lookup.resp.payload[l].slot)
 
-        # The batch tag: bumped after every batch; when it wraps (and after a reset) the next
-        # cold key tells the de-dup engine to wipe its table first.
+        # The batch tag: bumped after every batch; when it wraps the next cold key tells the
+        # de-dup engine to wipe its table first.
         epoch = Signal(E, init=1)
-        wipe_pending = Signal(init=1)
+        wipe_pending = Signal()   # (a reset wipes the de-dup table by itself)
         bq_in = data.View(beat_layout, beat_q.w_data)
         cq_in = data.View(cbeat_layout, cold_q.w_data)
         m.d.comb += [

@@ -65,7 +65,7 @@ SCENARIOS = {
     # 23 % and 50 % of the samples popular.
     "popular_23": (1.6, 0.9, None),
     "popular_50": (1.8, 0.9, None),
-    "zipf": (None, None, None),       # the command-line --zipf / --fill: no popular samples
+    "zipf": (None, None, 256),        # the command-line --zipf / --fill: no popular samples
     "cold_heavy": (0.9, 0.05, 128),   # most keys cold: the de-dup engine works hardest
 }
 
