@@ -9,9 +9,10 @@ Three figures, one JSON object per line on stdout, all written to
     (ecp5-85f) config, W=4, T=26, on Zipf batches sent back to back without
     gaps or backpressure, over several batches (the hot set is the most
     frequent keys of separate learning batches, filling ``--fill`` of the hot
-    map).  Scenarios (``SCENARIOS``): ``popular_23`` and ``popular_50`` (about
-    23 % and 50 % of the samples popular), ``zipf`` (no popular sample, about
-    1.1 cold keys per beat) and ``cold_heavy`` (a small hot set, most keys
+    map).  Scenarios (``SCENARIOS``): ``popular_zipf1.7`` and
+    ``popular_zipf1.8`` (a fifth to a half of the samples popular), ``zipf``
+    (Zipf 1.2, no popular sample, more cold keys than the one-per-cycle
+    de-dup engine takes) and ``cold_heavy`` (a small hot set, most keys
     cold).  The window runs from the first input beat accepted to the last
     output beat (popular, non-popular, cold or status) of the last batch, so
     it includes the drain.  The limit is W lookups per cycle, so
@@ -61,10 +62,10 @@ def emit(rows, row):
 SCENARIOS = {
     # name: (Zipf exponent, hot set size over hot-map slots, samples per batch)
     # The hot set is the most frequent keys of separate learning batches; with the
-    # ecp5-85f hot map (4096 slots) and 100k rows per table, Zipf 1.6 and 1.8 make about
-    # 23 % and 50 % of the samples popular.
-    "popular_23": (1.6, 0.9, None),
-    "popular_50": (1.8, 0.9, None),
+    # ecp5-85f hot map (2048 slots) and 100k rows per table, Zipf 1.7 and 1.8 make a
+    # fifth to a half of the samples popular (measured: popular_fraction).
+    "popular_zipf1.7": (1.7, 0.9, None),
+    "popular_zipf1.8": (1.8, 0.9, None),
     "zipf": (None, None, 256),        # the command-line --zipf / --fill: no popular samples
     "cold_heavy": (0.9, 0.05, 128),   # most keys cold: the de-dup engine works hardest
 }
