@@ -233,11 +233,22 @@ class ReorderConfig:
     dedupe_epoch_bits : int
         Width of the batch tag of a de-duplication entry.  A new batch just
         bumps the tag (an O(1) clear); every ``2**bits - 1`` batches the unit
-        wipes the table once (``dedupe_buckets / lanes`` cycles) so an old
+        wipes the table once (``dedupe_buckets`` cycles of the de-dup engine) so an old
         tag can never alias.
     sample_buffer : int
         Depth of each of the popular and non-popular output buffers, in
         samples (at least 2 for full rate).
+    dedupe_queue : int
+        Beats of lookup results the unit holds while the one-key-per-cycle
+        de-dup engine catches up (a block-RAM FIFO of beats and one of beats
+        with cold keys); it absorbs bursts of cold keys.
+
+    The defaults are the ``ecp5-85f`` bring-up sizes: the whole unit in 56 of
+    the ECP5-85F's 208 DP16KD blocks (``hotline.fpga.resources.reorder_memories``):
+    a 4096-slot hot map (4 hashes x 1024 buckets x 1 way, two read copies),
+    a de-dup table for 4096 distinct cold keys a batch (2048 buckets x 4
+    ways of 54 bits), 512-beat queues; batches up to 1024 samples.  A 1024 x
+    26 Criteo-shaped Zipf 1.05 batch has about 3300 distinct cold keys.
 
     Members
     -------
@@ -257,14 +268,15 @@ class ReorderConfig:
 
     lanes: int = 4
     keys_per_sample: int = 26
-    hotmap_log2_buckets: int = 10
-    hotmap_ways: int = 4
-    hotmap_hashes: int = 2
-    max_batch_keys: int = 32768
-    max_batch_samples: int = 4096
+    hotmap_log2_buckets: int = 9
+    hotmap_ways: int = 1
+    hotmap_hashes: int = 4
+    max_batch_keys: int = 4096
+    max_batch_samples: int = 1024
     dedupe_ways: int = 4
-    dedupe_epoch_bits: int = 8
+    dedupe_epoch_bits: int = 5
     sample_buffer: int = 4
+    dedupe_queue: int = 512
 
     def __post_init__(self):
         s = "reorder"
@@ -278,6 +290,7 @@ class ReorderConfig:
         _check_int(s, "dedupe_ways", self.dedupe_ways, lo=1, hi=16, pow2=True)
         _check_int(s, "dedupe_epoch_bits", self.dedupe_epoch_bits, lo=2, hi=16)
         _check_int(s, "sample_buffer", self.sample_buffer, lo=1, hi=64)
+        _check_int(s, "dedupe_queue", self.dedupe_queue, lo=8, hi=1 << 16)
 
     @property
     def hotmap_buckets(self) -> int:

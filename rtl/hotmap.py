@@ -6,6 +6,14 @@ then a pure function of the image: read the candidate bucket of every hash
 (one memory per hash function, so all of them in one cycle), compare the
 keys, return hit and slot.
 
+Ports: W lanes read every hash table each cycle.  A block RAM (ECP5 DP16KD,
+Xilinx RAMB) has two ports, so every hash table is W copies (read
+replication), each a simple dual-port RAM: one write port (the load writes
+all copies at once) and one read port (one lane).  (Two lanes per copy
+through a shared read/write port would halve the copies, but yosys does
+not merge a read port into a write port for ECP5 and replicates the RAM
+instead, so the copies are explicit.)
+
 The lookup is a request stream (W keys per beat) and a response stream (W
 ``(hit, slot)`` per beat, in request order).  A user must not assume any
 latency, only the order, so the block RAM version here (latency 1) can later
@@ -55,6 +63,13 @@ def hotmap_result_layout(cfg: HotlineConfig) -> data.StructLayout:
 class HotMapLookup(wiring.Component):
     """W-lane exact hot-map lookup in block RAM.
 
+    Memories: for each of the ``hotmap_hashes`` hash functions, W copies of
+    a ``hotmap_buckets x (hotmap_ways x slot word)`` RAM with one write port
+    (the load) and one read port (one lane), so no RAM has more ports than
+    the primitive.  Pipeline (4 cycles, one beat per
+    cycle, all stages move together): hashes -> bucket read -> read data
+    registered -> key compare registered as the response.
+
     Parameters
     ----------
     cfg : HotlineConfig
@@ -89,36 +104,49 @@ class HotMapLookup(wiring.Component):
         W, K = r.lanes, cfg.keys.key_bits
         entry = hotmap_entry_layout(cfg)
         way_bits = _clog2(r.hotmap_ways)
+        fns = hotmap_hashes(cfg)
+        LB = r.hotmap_log2_buckets
 
-        # Stage 1 holds the keys whose buckets are being read; it moves on when
-        # the response is taken (or empty), and the read ports hold their data
-        # while it waits (read enable = advance).
-        s1_valid = Signal()
-        s1_keys = Signal(data.ArrayLayout(K, W))
-        advance = Signal()
-        m.d.comb += [advance.eq(~s1_valid | self.resp.ready), self.req.ready.eq(advance)]
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(self.req.valid), s1_keys.eq(self.req.payload)]
-        m.d.comb += self.resp.valid.eq(s1_valid)
+        # All stages advance together when the response is free or taken; the
+        # read ports hold their data while stalled (read enable = advance).
+        adv = Signal()
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [adv.eq(~v4 | self.resp.ready), self.req.ready.eq(adv), self.resp.valid.eq(v4)]
+        keys1 = Signal(data.ArrayLayout(K, W))
+        keys2 = Signal(data.ArrayLayout(K, W))
+        keys3 = Signal(data.ArrayLayout(K, W))
+        addr1 = [[Signal(LB, name=f"addr_h{h}_l{l}") for l in range(W)] for h in range(len(fns))]
+        with m.If(adv):
+            m.d.sync += [v1.eq(self.req.valid), v2.eq(v1), v3.eq(v2), v4.eq(v3),
+                         keys1.eq(self.req.payload), keys2.eq(keys1), keys3.eq(keys2)]
+            for h, fn in enumerate(fns):
+                for l in range(W):
+                    m.d.sync += addr1[h][l].eq(fn.amaranth(self.req.payload[l]))
 
-        addr = self.load.payload.addr
+        laddr = self.load.payload.addr
         m.d.comb += self.load.ready.eq(1)
+        loading = Signal()
+        m.d.comb += loading.eq(self.load.valid)
+        bucket_of_load = laddr[way_bits:way_bits + LB]
         hits = [[] for _ in range(W)]
-        for h, fn in enumerate(hotmap_hashes(cfg)):
-            mem = Memory(shape=data.ArrayLayout(entry, r.hotmap_ways), depth=r.hotmap_buckets, init=[])
-            m.submodules[f"table{h}"] = mem
-            wp = mem.write_port(granularity=1)
-            m.d.comb += wp.addr.eq(addr[way_bits:way_bits + r.hotmap_log2_buckets])
-            for w in range(r.hotmap_ways):
-                m.d.comb += wp.data[w].eq(self.load.payload.data)
-            with m.If(self.load.valid & (addr[way_bits + r.hotmap_log2_buckets:] == h)):
-                m.d.comb += wp.en.eq(Const(1, r.hotmap_ways) << addr[:way_bits] if way_bits else 1)
+        for h in range(len(fns)):
             for lane in range(W):
-                rp = mem.read_port()
-                m.d.comb += [rp.addr.eq(fn.amaranth(self.req.payload[lane])), rp.en.eq(advance)]
+                mem = Memory(shape=data.ArrayLayout(entry, r.hotmap_ways), depth=r.hotmap_buckets, init=[])
+                m.submodules[f"table{h}_copy{lane}"] = mem
+                wp = mem.write_port(granularity=1)
+                m.d.comb += wp.addr.eq(bucket_of_load)
                 for w in range(r.hotmap_ways):
-                    e = rp.data[w]
-                    hits[lane].append((e.valid & (e.key == s1_keys[lane]), e.slot))
+                    m.d.comb += wp.data[w].eq(self.load.payload.data)
+                with m.If(loading & (laddr[way_bits + LB:] == h)):
+                    m.d.comb += wp.en.eq(Const(1, r.hotmap_ways) << laddr[:way_bits] if way_bits else 1)
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(addr1[h][lane]), rp.en.eq(adv)]
+                data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}", reset_less=True)
+                with m.If(adv):
+                    m.d.sync += data3.eq(rp.data)
+                for w in range(r.hotmap_ways):
+                    e = data3[w]
+                    hits[lane].append((e.valid & (e.key == keys3[lane]), e.slot))
 
         for lane in range(W):
             # A key is stored at most once, so OR-ing the matching slot is exact.
@@ -126,5 +154,6 @@ class HotMapLookup(wiring.Component):
             slot = Const(0, r.slot_bits)
             for match, s in hits[lane]:
                 slot = slot | (s & match.replicate(r.slot_bits))
-            m.d.comb += [self.resp.payload[lane].hit.eq(hit), self.resp.payload[lane].slot.eq(slot)]
+            with m.If(adv):
+                m.d.sync += [self.resp.payload[lane].hit.eq(hit), self.resp.payload[lane].slot.eq(slot)]
         return m

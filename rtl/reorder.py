@@ -32,24 +32,37 @@ is consumed and dropped (the cold keys first seen before it are still emitted)
 and the status flags the error.  The next batch starts clean.  This is what
 :func:`hotline.host.reorder.reorder_batch` models.
 
-Pipeline: input -> hot-map lookup (request/response streams) -> de-dup stage
-D1 -> output buffers.  D1 holds one beat; its cold keys are combined within
-the beat (a lane equal to an earlier lane takes that lane's ``u``), then each
-distinct one probes the de-dup hash table (linear probing over buckets of
-``dedupe_ways`` slots, all ways compared at once).  A key found there takes
-its ``u``; a new key claims a free slot (lanes claiming in one bucket in the
-same cycle take distinct ways in lane order; a claim is written at once so
-that the other lanes' later probes see it), and once every lane is resolved
-the new keys are numbered in lane order and their slots written with ``u``.
-Every read port is transparent to every write port, so the beat after reads
-the table as these writes leave it: back-to-back repeats need no other
-forwarding.  A beat whose probes all end in their home bucket takes one
-cycle; a longer probe only stalls, it never changes a result.  Entries carry
-a batch tag (epoch), so a new batch is an O(1) clear; when the tag wraps, and
-after a reset, the table is wiped once (``dedupe_buckets / W`` cycles).  A
-reset does not clear the hot map.  Each output buffer takes every beat speculatively and
-commits or rolls back the sample once its class is known, so the two outputs
-keep arrival order without a copy step.
+Structure (every memory has at most the two ports of a block RAM):
+
+``input -> hot-map lookup -> split -> beat queue ---------------------> assemble -> outputs``
+``                                 -> cold queue -> serializer -> de-dup engine --^``
+
+The hot map (:class:`~hotline.rtl.hotmap.HotMapLookup`) answers W lanes per
+cycle from W copies of each hash table (one write port for the load, one
+read port each).  The split
+register writes every beat (hot bits, slots, framing) into the *beat queue*
+and the beats with cold keys (not in a sample past ``max_batch_samples``)
+also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
+A serializer feeds those beats' cold keys, one per cycle in lane order, to
+the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
+``dedupe_buckets x dedupe_ways`` entries in one RAM with one read and one
+write port, pipelined over four stages with forwarding of the three
+previous decisions and a replay when a bucket is full, so it numbers the
+keys exactly in arrival order.  It sends each new cold key out on ``cold``
+(one key per beat, ``count`` 1) and each beat's numbers back on a small
+FIFO; the assembler pairs them with the beat at the head of the beat
+queue.  Only cold keys pass the one-key-per-cycle engine (about a quarter of
+the keys of a Criteo-like batch, far fewer when many samples are popular),
+so the unit runs at one beat per cycle on average and stalls its input only
+when a cold-heavy stretch fills the queues.  Entries carry a batch tag
+(epoch), so a new batch is an O(1) clear; a reset starts with a wipe of the
+table (``dedupe_buckets`` cycles; keys wait in the queues meanwhile), and the
+first cold key after the tag wraps (every ``2**dedupe_epoch_bits - 1``
+batches) makes the engine wipe it again first.  A
+reset does not clear the hot map.  Each output buffer takes every beat
+speculatively and commits or rolls back the sample once its class is known,
+so the two outputs keep arrival order without a copy step.  The engine may
+emit the next batch's cold keys before this batch's status beat.
 """
 
 from __future__ import annotations
@@ -61,7 +74,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import HotlineConfig
 from .checks import require_config
-from ..hashing import H3
+from .dedupe import DedupeEngine, dedupe_hash
 from .hotmap import HotMapLookup, hotmap_load_layout
 
 __all__ = ["ReorderUnit", "reorder_layouts", "ReorderLayouts", "dedupe_hash"]
@@ -69,12 +82,6 @@ __all__ = ["ReorderUnit", "reorder_layouts", "ReorderLayouts", "dedupe_hash"]
 
 def _clog2(n: int) -> int:
     return (n - 1).bit_length()
-
-
-def dedupe_hash(cfg: HotlineConfig) -> H3:
-    """Home bucket of a cold key in the de-dup table (internal to the unit: results never depend on it)."""
-    return H3.from_seed(cfg.keys.key_bits, _clog2(cfg.reorder.dedupe_buckets), cfg.hash_seed,
-                        "reorder.dedupe")
 
 
 class ReorderLayouts:
@@ -160,6 +167,22 @@ class _SpeculativeFIFO(wiring.Component):
         return m
 
 
+def _bram_tail(m, name, q, width):
+    """A 4-entry FIFO after the block-RAM FIFO ``q``: the RAM's output goes straight into a
+    register (no logic after the RAM's slow clock-to-output), and ``q`` is read on credit
+    (the small FIFO's registered level), so the consumer's ready never reaches the RAM."""
+    m.submodules[f"{name}_tail"] = tail = fifo.SyncFIFO(width=width, depth=4)
+    p_valid = Signal(name=f"{name}_p_valid")
+    p_data = Signal(width, name=f"{name}_p_data", reset_less=True)
+    pop = Signal(name=f"{name}_pop")
+    m.d.comb += [pop.eq(q.r_rdy & (tail.level + p_valid <= 2)), q.r_en.eq(pop),
+                 tail.w_en.eq(p_valid), tail.w_data.eq(p_data)]
+    m.d.sync += p_valid.eq(pop)
+    with m.If(pop):
+        m.d.sync += p_data.eq(q.r_data)
+    return tail
+
+
 class ReorderUnit(wiring.Component):
     """The micro-batch reorder unit (see the module docstring for the streams).
 
@@ -195,12 +218,9 @@ class ReorderUnit(wiring.Component):
         m = Module()
         cfg, r, lay = self.cfg, self.cfg.reorder, self.layouts
         W, K, T, S = r.lanes, cfg.keys.key_bits, r.keys_per_sample, r.beats_per_sample
-        NB = r.dedupe_buckets
-        bbits = _clog2(NB)
-        DW = r.dedupe_ways
         E = r.dedupe_epoch_bits
         max_epoch = (1 << E) - 1
-        MAXK, MAXS = r.max_batch_keys, r.max_batch_samples
+        MAXS = r.max_batch_samples
         last_lanes = T - (S - 1) * W  # valid lanes in a sample's final beat
 
         # ---- front end: count beats and samples, look the keys up ---------------------------
@@ -210,7 +230,9 @@ class ReorderUnit(wiring.Component):
         side_layout = data.StructLayout({
             "keys": data.ArrayLayout(K, W), "lane_valid": W, "sid": r.sid_bits,
             "sample_last": 1, "batch_last": 1, "too_many": 1})
-        m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=4)
+        # Covers the lookup's latency (4) plus the split register, so the input runs at one
+        # beat per cycle.
+        m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=8)
         beat = Signal(range(S))
         sid = Signal(range(MAXS + 1))  # saturates at MAXS: "too many samples"
         sample_last = Signal()
@@ -240,276 +262,181 @@ class ReorderUnit(wiring.Component):
                 with m.Elif(sid != MAXS):
                     m.d.sync += sid.eq(sid + 1)
 
-        # D0: the lookup response with its side data, ready to enter D1.
+        # ---- split: every beat into the beat queue, beats with cold keys also into the cold
+        # queue (both block-RAM FIFOs of dedupe_queue beats) --------------------------------
+        beat_layout = data.StructLayout({
+            "hot": W, "slot": data.ArrayLayout(r.slot_bits, W), "lane_valid": W, "sid": r.sid_bits,
+            "sample_last": 1, "batch_last": 1, "too_many": 1, "has_cold": 1})
+        cbeat_layout = data.StructLayout({"keys": data.ArrayLayout(K, W), "cold": W, "epoch": E, "wipe": 1})
+        m.submodules.beat_q = beat_q = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=r.dedupe_queue + 1)
+        m.submodules.cold_q = cold_q = fifo.SyncFIFOBuffered(width=cbeat_layout.size, depth=r.dedupe_queue + 1)
+
         head = data.View(side_layout, side.r_data)
         d0_valid = Signal()
-        m.d.comb += d0_valid.eq(lookup.resp.valid & side.r_rdy)
+        d0 = Signal(side_layout, reset_less=True)
+        d0_hot = Signal(W, reset_less=True)
+        d0_slot = Signal(data.ArrayLayout(r.slot_bits, W), reset_less=True)
+        d0_cold = Signal(W)
+        m.d.comb += d0_cold.eq(d0.lane_valid & ~d0_hot & ~d0.too_many.replicate(W))
+        d0_has_cold = Signal()
+        m.d.comb += d0_has_cold.eq(d0_cold.any())
+        # The split register always empties the next cycle: a beat is taken only while both
+        # queues had room for two more a cycle ago (at most one write a cycle), a registered
+        # flag that keeps the queues' levels off the lookup's stall path.
+        q_room = Signal()
+        m.d.sync += q_room.eq((beat_q.w_level < r.dedupe_queue - 2) & (cold_q.w_level < r.dedupe_queue - 2))
+        d0_go = Signal()
+        m.d.comb += d0_go.eq(d0_valid)
+        take = Signal()
+        m.d.comb += [take.eq(lookup.resp.valid & side.r_rdy & q_room),
+                     lookup.resp.ready.eq(take), side.r_en.eq(take)]
+        m.d.sync += d0_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [d0.eq(head), d0_hot.eq(Cat(*(lookup.resp.payload[l].hit for l in range(W))))]
+            for l in range(W):
+                m.d.sync += d0_slot[l].eq(lookup.resp.payload[l].slot)
 
-        # ---- D1: de-duplicate the beat's cold keys -------------------------------------------
-        dentry = data.StructLayout({"epoch": E, "key": K, "u": r.u_bits})
-        dmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=NB, init=[])
-        m.submodules.dedupe = dmem
-        wps = [dmem.write_port(granularity=1) for _ in range(W)]
-        rps = [dmem.read_port(transparent_for=wps) for _ in range(W)]
-        home = dedupe_hash(cfg)
-
-        d1_valid = Signal()
-        d1 = Signal(side_layout)
-        d1_hot = Signal(W)
-        d1_slot = Signal(data.ArrayLayout(r.slot_bits, W))
-        resolved = Signal(W)
-        found = Signal(W)
-        found_u = Signal(data.ArrayLayout(r.u_bits, W))
-        claimed = Signal(W)
-        bucket = Signal(data.ArrayLayout(bbits, W))
-        cway = Signal(data.ArrayLayout(max(1, _clog2(DW)), W))
-
+        # The batch tag: bumped after every batch; when it wraps the next cold key tells the
+        # de-dup engine to wipe its table first.
         epoch = Signal(E, init=1)
-        next_u = Signal(range(MAXK + 1))
-        dropping = Signal()
-        key_of = Signal()
-        samp_of = Signal()
-        n_pop = Signal(range(MAXS + 1))
-        n_non = Signal(range(MAXS + 1))
-        sample_hot = Signal(init=1)  # AND of the hot bits of the sample's earlier beats
-        # Reset starts with a wipe: the memory keeps its contents through a reset, the tag does not.
-        sweeping = Signal(init=1)
-        sweep_ctr = Signal(range(max(2, -(-NB // W))))
+        wipe_pending = Signal()   # (a reset wipes the de-dup table by itself)
+        bq_in = data.View(beat_layout, beat_q.w_data)
+        cq_in = data.View(cbeat_layout, cold_q.w_data)
+        m.d.comb += [
+            bq_in.hot.eq(d0_hot), bq_in.slot.eq(d0_slot), bq_in.lane_valid.eq(d0.lane_valid),
+            bq_in.sid.eq(d0.sid), bq_in.sample_last.eq(d0.sample_last), bq_in.batch_last.eq(d0.batch_last),
+            bq_in.too_many.eq(d0.too_many), bq_in.has_cold.eq(d0_has_cold),
+            beat_q.w_en.eq(d0_go),
+            cq_in.keys.eq(d0.keys), cq_in.cold.eq(d0_cold), cq_in.epoch.eq(epoch), cq_in.wipe.eq(wipe_pending),
+            cold_q.w_en.eq(d0_go & d0_has_cold),
+        ]
+        with m.If(d0_go):
+            with m.If(d0_has_cold):
+                m.d.sync += wipe_pending.eq(0)
+            with m.If(d0.batch_last):
+                m.d.sync += epoch.eq(Mux(epoch == max_epoch, 1, epoch + 1))
+                with m.If(epoch == max_epoch):
+                    m.d.sync += wipe_pending.eq(1)
 
-        active = Signal()  # this beat is de-duplicated (not dropped)
-        m.d.comb += active.eq(d1_valid & ~dropping & ~d1.too_many)
-        keys_ = [d1.keys[l] for l in range(W)]
-        cold = [Signal(name=f"cold{l}") for l in range(W)]
+        # ---- serializer: the cold keys of each beat, one per cycle, into the de-dup engine --
+        m.submodules.dedupe = dd = DedupeEngine(cfg)
+        ser_valid = Signal()
+        ser = Signal(cbeat_layout, reset_less=True)
+        rem = Signal(W)          # cold lanes not yet sent
+        first = Signal()         # the next key is the beat's first
+        low = Signal(W)          # lowest remaining lane, one-hot
+        m.d.comb += low.eq(rem & (~rem + 1))
+        lane = Signal(range(W) if W > 1 else 1)
+        for l in reversed(range(W)):
+            with m.If(low[l]):
+                m.d.comb += lane.eq(l)
+        key_sel = Const(0, K)
         for l in range(W):
-            m.d.comb += cold[l].eq(active & d1.lane_valid[l] & ~d1_hot[l])
+            key_sel = key_sel | (ser.keys[l] & low[l].replicate(K))
+        is_last = Signal()
+        m.d.comb += is_last.eq((rem & ~low) == 0)
+        m.d.comb += [
+            dd.items.valid.eq(ser_valid),
+            dd.items.payload.key.eq(key_sel), dd.items.payload.lane.eq(lane),
+            dd.items.payload.last.eq(is_last), dd.items.payload.epoch.eq(ser.epoch),
+            dd.items.payload.wipe.eq(ser.wipe & first),
+        ]
+        sent = Signal()
+        m.d.comb += sent.eq(ser_valid & dd.items.ready)
+        load_next = Signal()
+        cq_tail = _bram_tail(m, "cq", cold_q, cbeat_layout.size)
+        m.d.comb += [load_next.eq(cq_tail.r_rdy & (~ser_valid | (sent & is_last))),
+                     cq_tail.r_en.eq(load_next)]
+        cq_out = data.View(cbeat_layout, cq_tail.r_data)
+        with m.If(load_next):
+            m.d.sync += [ser_valid.eq(1), ser.eq(cq_out), rem.eq(cq_out.cold), first.eq(1)]
+        with m.Elif(sent):
+            m.d.sync += [rem.eq(rem & ~low), first.eq(0)]
+            with m.If(is_last):
+                m.d.sync += ser_valid.eq(0)
 
-        # Combine equal cold keys within the beat: lane l copies its first equal lane.
-        same = {}  # (m, l) -> lanes m < l hold the same cold key
-        leader = []
-        for l in range(W):
-            eqs = []
-            for mm in range(l):
-                s = Signal(name=f"same{mm}_{l}")
-                m.d.comb += s.eq(cold[mm] & cold[l] & (keys_[mm] == keys_[l]))
-                same[(mm, l)] = s
-                eqs.append(s)
-            ld = Signal(name=f"leader{l}")
-            m.d.comb += ld.eq(cold[l] & ~Cat(*eqs).any() if eqs else cold[l])
-            leader.append(ld)
-
-        pending = [Signal(name=f"pending{l}") for l in range(W)]
-        found_now = [Signal(name=f"found_now{l}") for l in range(W)]
-        match_u = [Signal(r.u_bits, name=f"match_u{l}") for l in range(W)]
-        want = [Signal(name=f"want{l}") for l in range(W)]
-        free = [Signal(DW, name=f"free{l}") for l in range(W)]
-        claim_now = [Signal(name=f"claim_now{l}") for l in range(W)]
-        claim_way = [Signal(max(1, _clog2(DW)), name=f"claim_way{l}") for l in range(W)]
-        cont = [Signal(name=f"cont{l}") for l in range(W)]
-        for l in range(W):
-            rd = rps[l].data
-            cur = [rd[w].epoch == epoch for w in range(DW)]
-            matches = [cur[w] & (rd[w].key == keys_[l]) for w in range(DW)]
-            mu = Const(0, r.u_bits)
-            for w in range(DW):
-                mu = mu | (rd[w].u & matches[w].replicate(r.u_bits))
-            m.d.comb += [
-                pending[l].eq(leader[l] & ~resolved[l]),
-                found_now[l].eq(pending[l] & Cat(*matches).any()),
-                match_u[l].eq(mu),
-                want[l].eq(pending[l] & ~Cat(*matches).any()),
-                free[l].eq(~Cat(*cur)),
-            ]
-            # Earlier lanes claiming in the same bucket this cycle take the first free ways.
-            before = [want[mm] & (bucket[mm] == bucket[l]) for mm in range(l)]
-            k = Const(0, 1)
-            for b in before:
-                k = k + b
-            k_sig = Signal(range(W + 1), name=f"k{l}")
-            m.d.comb += k_sig.eq(k)
-            n_free = Const(0, 1)
-            for w in range(DW):
-                n_free = n_free + free[l][w]
-            m.d.comb += [
-                claim_now[l].eq(want[l] & (k_sig < n_free)),
-                cont[l].eq(want[l] & ~(k_sig < n_free)),
-            ]
-            # The way: the k-th set bit of free.
-            run = Const(0, 1)
-            way_expr = Const(0, claim_way[l].shape())
-            for w in range(DW):
-                hitw = free[l][w] & (run == k_sig)
-                way_expr = Mux(hitw, w, way_expr)
-                run = run + free[l][w]
-            m.d.comb += claim_way[l].eq(way_expr)
-
-        all_resolved = Signal()
-        m.d.comb += all_resolved.eq(Cat(*(~pending[l] | found_now[l] | claim_now[l]
-                                          for l in range(W))).all())
-
-        # Numbering: the beat's new keys in lane order from next_u.
-        new = [Signal(name=f"new{l}") for l in range(W)]
-        rank = [Signal(range(W + 1), name=f"rank{l}") for l in range(W)]
-        u_lead = [Signal(r.u_bits, name=f"u_lead{l}") for l in range(W)]
-        u_lane = [Signal(r.u_bits, name=f"u_lane{l}") for l in range(W)]
-        over = [Signal(name=f"over{l}") for l in range(W)]
-        acc = Const(0, 1)
-        for l in range(W):
-            m.d.comb += [new[l].eq(leader[l] & (claimed[l] | claim_now[l])), rank[l].eq(acc)]
-            acc = acc + new[l]
-        n_new = Signal(range(W + 1))
-        m.d.comb += n_new.eq(acc)
-        avail = Signal(range(MAXK + 1))
-        m.d.comb += avail.eq(MAXK - next_u)
-        for l in range(W):
-            m.d.comb += [
-                over[l].eq(new[l] & (rank[l] >= avail)),
-                u_lead[l].eq(Mux(found[l], found_u[l], Mux(found_now[l], match_u[l], next_u + rank[l]))),
-            ]
-            src = u_lead[l]
-            for mm in reversed(range(l)):  # the first equal lane wins
-                src = Mux(same[(mm, l)], u_lead[mm], src)
-            m.d.comb += u_lane[l].eq(src)
-        overflow = Signal()
-        m.d.comb += overflow.eq(Cat(*over).any())
-        n_emit = Signal(range(W + 1))
-        m.d.comb += n_emit.eq(Mux(overflow, avail, n_new))
-
-        # ---- outputs -------------------------------------------------------------------------
+        # ---- assemble: each beat with its cold keys' numbers, into the output buffers ------
+        # The head beat comes through a register and a small FIFO (see _bram_tail).
+        complete = Signal()
+        bq_tail = _bram_tail(m, "bq", beat_q, beat_layout.size)
+        bq_valid = bq_tail.r_rdy
+        bq = data.View(beat_layout, bq_tail.r_data)
+        m.d.comb += bq_tail.r_en.eq(complete)
+        uvec = dd.uvec.payload
         depth = 1 << _clog2(max(2, r.sample_buffer * S))
         m.submodules.pop_buf = pop_buf = _SpeculativeFIFO(lay.sample_out, depth)
         m.submodules.non_buf = non_buf = _SpeculativeFIFO(lay.sample_out, depth)
         wiring.connect(m, pop_buf.out, wiring.flipped(self.popular))
         wiring.connect(m, non_buf.out, wiring.flipped(self.non_popular))
-        m.submodules.cold_fifo = cold_fifo = fifo.SyncFIFOBuffered(width=lay.cold_out.size, depth=4)
         m.submodules.status_fifo = status_fifo = fifo.SyncFIFOBuffered(width=lay.status.size, depth=2)
         m.d.comb += [
-            self.cold.valid.eq(cold_fifo.r_rdy), self.cold.payload.eq(cold_fifo.r_data),
-            cold_fifo.r_en.eq(self.cold.ready),
             self.status.valid.eq(status_fifo.r_rdy), self.status.payload.eq(status_fifo.r_data),
             status_fifo.r_en.eq(self.status.ready),
         ]
+        # Cold keys: one per beat, straight from the engine.
+        m.d.comb += [self.cold.valid.eq(dd.cold.valid), dd.cold.ready.eq(self.cold.ready),
+                     self.cold.payload.keys[0].eq(dd.cold.payload.key),
+                     self.cold.payload.u.eq(dd.cold.payload.u), self.cold.payload.count.eq(1)]
+
+        dropping = Signal()
+        key_of = Signal()
+        samp_of = Signal()
+        n_pop = Signal(range(MAXS + 1))
+        n_non = Signal(range(MAXS + 1))
+        n_cold = Signal.like(uvec.count)
+        sample_hot = Signal(init=1)  # AND of the hot bits of the sample's earlier beats
 
         room = Signal()
-        m.d.comb += room.eq(pop_buf.w_space & non_buf.w_space & cold_fifo.w_rdy
-                            & (~d1.batch_last | status_fifo.w_rdy))
-        complete = Signal()
-        m.d.comb += complete.eq(d1_valid & all_resolved & room)
-        start_sweep = Signal()
-        m.d.comb += start_sweep.eq(complete & d1.batch_last & (epoch == max_epoch))
-        take = Signal()
-        m.d.comb += take.eq(d0_valid & (~d1_valid | complete) & ~sweeping & ~start_sweep)
-        m.d.comb += [lookup.resp.ready.eq(take), side.r_en.eq(take)]
+        m.d.comb += room.eq(pop_buf.w_space & non_buf.w_space & (~bq.batch_last | status_fifo.w_rdy))
+        m.d.comb += complete.eq(bq_valid & (~bq.has_cold | dd.uvec.valid) & room)
+        m.d.comb += dd.uvec.ready.eq(complete & bq.has_cold)
 
-        # Read addresses: the home buckets of the next beat, or the next probe.
-        for l in range(W):
-            with m.If(take):
-                m.d.comb += rps[l].addr.eq(home.amaranth(head.keys[l]))
-            with m.Else():
-                m.d.comb += rps[l].addr.eq(Mux(cont[l], bucket[l] + 1, bucket[l]))
-
-        # Writes: sweep, placeholder claims, final entries.
-        for l in range(W):
-            wp = wps[l]
-            if DW > 1:
-                claim_en = Const(1, DW) << claim_way[l]
-                reg_en = Const(1, DW) << cway[l]
-            else:
-                claim_en = reg_en = Const(1, 1)
-            for w in range(DW):
-                m.d.comb += [wp.data[w].epoch.eq(epoch), wp.data[w].key.eq(keys_[l]),
-                             wp.data[w].u.eq(Mux(complete, next_u + rank[l], 0))]
-            with m.If(sweeping):
-                for w in range(DW):
-                    m.d.comb += wp.data[w].eq(0)
-                m.d.comb += [wp.addr.eq(sweep_ctr * W + l), wp.en.eq((1 << DW) - 1)]
-            with m.Elif(claim_now[l] & ~(complete & over[l])):
-                m.d.comb += [wp.addr.eq(bucket[l]), wp.en.eq(claim_en)]
-            with m.Elif(complete & claimed[l] & ~over[l]):
-                m.d.comb += [wp.addr.eq(bucket[l]), wp.en.eq(reg_en)]
-
-        with m.If(sweeping):
-            m.d.sync += sweep_ctr.eq(sweep_ctr + 1)
-            with m.If(sweep_ctr == -(-NB // W) - 1):
-                m.d.sync += [sweeping.eq(0), sweep_ctr.eq(0)]
-
-        # D1 lane state while the beat stays.
-        with m.If(take):
-            m.d.sync += [
-                d1_valid.eq(1), d1.eq(head),
-                d1_hot.eq(Cat(*(lookup.resp.payload[l].hit for l in range(W)))),
-                resolved.eq(0), found.eq(0), claimed.eq(0),
-            ]
-            for l in range(W):
-                m.d.sync += [d1_slot[l].eq(lookup.resp.payload[l].slot),
-                             bucket[l].eq(home.amaranth(head.keys[l]))]
-        with m.Else():
-            with m.If(complete):
-                m.d.sync += d1_valid.eq(0)
-            for l in range(W):
-                with m.If(found_now[l]):
-                    m.d.sync += [resolved[l].eq(1), found[l].eq(1), found_u[l].eq(match_u[l])]
-                with m.If(claim_now[l]):
-                    m.d.sync += [resolved[l].eq(1), claimed[l].eq(1), cway[l].eq(claim_way[l])]
-                with m.If(cont[l]):
-                    m.d.sync += bucket[l].eq(bucket[l] + 1)
-
-        # The remapped beat and the sample's class.
+        overflow = Signal()   # this beat holds the batch's stop position
+        m.d.comb += overflow.eq(bq.has_cold & uvec.over & ~dropping)
         out_beat = Signal(lay.sample_out)
         beat_hot = Signal()
-        m.d.comb += [out_beat.sid.eq(d1.sid), out_beat.last.eq(d1.sample_last),
-                     beat_hot.eq(sample_hot & (d1_hot | ~d1.lane_valid).all())]
+        m.d.comb += [out_beat.sid.eq(bq.sid), out_beat.last.eq(bq.sample_last),
+                     beat_hot.eq(sample_hot & (bq.hot | ~bq.lane_valid).all())]
         for l in range(W):
-            with m.If(d1.lane_valid[l]):
-                m.d.comb += [out_beat.keys[l].hot.eq(d1_hot[l]),
-                             out_beat.keys[l].index.eq(Mux(d1_hot[l], d1_slot[l], u_lane[l]))]
+            with m.If(bq.lane_valid[l]):
+                m.d.comb += [out_beat.keys[l].hot.eq(bq.hot[l]),
+                             out_beat.keys[l].index.eq(Mux(bq.hot[l], bq.slot[l], uvec.u[l]))]
         drop = Signal()  # this beat is not emitted
-        m.d.comb += drop.eq(dropping | d1.too_many | overflow)
+        m.d.comb += drop.eq(dropping | bq.too_many | overflow)
         emit = Signal()
         m.d.comb += emit.eq(complete & ~drop)
         is_pop = Signal()
-        m.d.comb += is_pop.eq(emit & d1.sample_last & beat_hot)
+        m.d.comb += is_pop.eq(emit & bq.sample_last & beat_hot)
         is_non = Signal()
-        m.d.comb += is_non.eq(emit & d1.sample_last & ~beat_hot)
+        m.d.comb += is_non.eq(emit & bq.sample_last & ~beat_hot)
         for buf, mine, other in ((pop_buf, is_pop, is_non), (non_buf, is_non, is_pop)):
             m.d.comb += [buf.w_en.eq(emit), buf.w_data.eq(out_beat), buf.commit.eq(mine),
                          buf.rollback.eq(other | (complete & overflow))]
 
-        # Cold keys: the beat's new keys packed by their number.
-        cold_beat = data.View(lay.cold_out, cold_fifo.w_data)
-        m.d.comb += [cold_beat.u.eq(next_u), cold_beat.count.eq(n_emit),
-                     cold_fifo.w_en.eq(complete & active & (n_emit != 0))]
-        for j in range(W):
-            kj = Const(0, K)
-            for l in range(j, W):  # rank[l] <= l
-                kj = kj | (keys_[l] & (new[l] & (rank[l] == j)).replicate(K))
-            m.d.comb += cold_beat.keys[j].eq(kj)
-
         # Batch bookkeeping and the status word.
         pop_after = Signal.like(n_pop)
         non_after = Signal.like(n_non)
-        u_after = Signal.like(next_u)
+        cold_after = Signal.like(n_cold)
         key_of_after = Signal()
         samp_of_after = Signal()
         m.d.comb += [
             pop_after.eq(n_pop + is_pop), non_after.eq(n_non + is_non),
-            u_after.eq(next_u + Mux(active, n_emit, 0)),
-            key_of_after.eq(key_of | (active & overflow)),
-            samp_of_after.eq(samp_of | (d1_valid & d1.too_many)),
+            cold_after.eq(Mux(bq.has_cold & ~dropping, uvec.count, n_cold)),
+            key_of_after.eq(key_of | overflow),
+            samp_of_after.eq(samp_of | bq.too_many),
         ]
         status = data.View(lay.status, status_fifo.w_data)
         m.d.comb += [status.popular.eq(pop_after), status.non_popular.eq(non_after),
-                     status.cold.eq(u_after), status.key_overflow.eq(key_of_after),
+                     status.cold.eq(cold_after), status.key_overflow.eq(key_of_after),
                      status.sample_overflow.eq(samp_of_after),
-                     status_fifo.w_en.eq(complete & d1.batch_last)]
+                     status_fifo.w_en.eq(complete & bq.batch_last)]
         with m.If(complete):
-            m.d.sync += sample_hot.eq(Mux(d1.sample_last, 1, beat_hot))
-            with m.If(d1.batch_last):
-                m.d.sync += [n_pop.eq(0), n_non.eq(0), next_u.eq(0), key_of.eq(0), samp_of.eq(0),
-                             dropping.eq(0), epoch.eq(Mux(epoch == max_epoch, 1, epoch + 1))]
-                with m.If(epoch == max_epoch):
-                    m.d.sync += sweeping.eq(1)
+            m.d.sync += sample_hot.eq(Mux(bq.sample_last, 1, beat_hot))
+            with m.If(bq.batch_last):
+                m.d.sync += [n_pop.eq(0), n_non.eq(0), n_cold.eq(0), key_of.eq(0), samp_of.eq(0),
+                             dropping.eq(0)]
             with m.Else():
-                m.d.sync += [n_pop.eq(pop_after), n_non.eq(non_after), next_u.eq(u_after),
+                m.d.sync += [n_pop.eq(pop_after), n_non.eq(non_after), n_cold.eq(cold_after),
                              key_of.eq(key_of_after), samp_of.eq(samp_of_after),
-                             dropping.eq(dropping | (active & overflow))]
+                             dropping.eq(dropping | overflow)]
         return m

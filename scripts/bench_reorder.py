@@ -5,29 +5,31 @@ Three figures, one JSON object per line on stdout, all written to
 ``results/bench_reorder.json``:
 
 ``cosim_throughput``
-    Sustained lookups per cycle of the RTL in Verilator/cocotb at W=4, T=26
-    (the default config) on Zipf batches sent back to back without gaps or
-    backpressure, over several batches (the hot set is the most frequent keys
-    of separate learning batches, filling ``--fill`` of the hot map), and in a
-    ``cold_heavy`` scenario where a small hot set leaves most keys cold.  The
-    limit is W lookups per cycle, so ``ratio_to_limit`` = lookups per cycle / W;
-    since a sample takes ceil(T/W) beats, T=26 on W=4 lanes can reach at
-    most 26/28 of it (``ratio_to_framing_limit`` = input beats per cycle).
+    Sustained lookups per cycle of the RTL in Verilator/cocotb at the default
+    (ecp5-85f) config, W=4, T=26, on Zipf batches sent back to back without
+    gaps or backpressure, over several batches (the hot set is the most
+    frequent keys of separate learning batches, filling ``--fill`` of the hot
+    map).  Scenarios (``SCENARIOS``): ``popular_zipf1.7`` and
+    ``popular_zipf1.8`` (a fifth to a half of the samples popular), ``zipf``
+    (Zipf 1.2, no popular sample, more cold keys than the one-per-cycle
+    de-dup engine takes) and ``cold_heavy`` (a small hot set, most keys
+    cold).  The window runs from the first input beat accepted to the last
+    output beat (popular, non-popular, cold or status) of the last batch, so
+    it includes the drain.  The limit is W lookups per cycle, so
+    ``ratio_to_limit`` = lookups per cycle / W; since a sample takes
+    ceil(T/W) beats, T=26 on W=4 lanes can reach at most 26/28 of it
+    (``framing_limit_lookups_per_cycle`` = 3.714; ``ratio_to_framing_limit``).
     Every batch is also checked against the golden model.
 ``ecp5_hot_keys``
-    How many hot keys fit in the block RAM of an ECP5-85F (208 DP16KD blocks
-    of 18 kbit) at the default config's W, key width, hashes and ways: the
-    largest power-of-two bucket count whose hot-map memories fit, times the
-    load the host builder reaches on random sets there (measured).
-    Assumptions: one memory per hash of ``buckets`` words of ``ways`` slot
-    words (valid + key + slot); W lookups per cycle need W read ports per
-    memory, given by ceil(W/2) copies of true-dual-port blocks (1024x18 or
-    narrower shapes; 512x36 is single-read); the load writes every copy
-    through a port that lookups use otherwise (loads and lookups never
-    overlap); nothing else (the de-dup table, FIFOs) is counted.
+    The default (ecp5-85f) config's hot map: slots, the DP16KD blocks of the
+    whole unit by :func:`hotline.fpga.resources.reorder_blocks` (hot-map
+    copies, de-dup table, queues; the place-and-route figure is in the
+    README), and the load the host builder reaches on random key sets there
+    (measured), so ``hot_keys`` is how many hot keys the profile holds.
 ``golden_classify``
     Wall time of :func:`hotline.host.reorder.classify` (hot-map lookup, remap,
-    de-dup) of a 1024 x 26 Zipf batch on one core, median of ``--repeat``.
+    de-dup) of a 1024 x 26 Zipf batch on one core, median of ``--repeat``
+    (default hot map, batch limits raised to 32768 keys / 4096 samples).
 
     python scripts/bench_reorder.py [--batches 6 --batch 512] [--skip-cosim]
 """
@@ -49,10 +51,6 @@ from hotline.config import HotlineConfig
 from hotline.host.hotmap import HotMap, HotMapError
 from hotline.host.reorder import classify
 
-ECP5_85F_BLOCKS = 208
-TDP_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18))  # two ports each
-
-
 from hotline.testbench.reorder_tb import zipf_batch as zipf_keys  # the cosim bench's data too
 
 
@@ -62,21 +60,27 @@ def emit(rows, row):
 
 
 SCENARIOS = {
-    # name: (Zipf exponent, hot set size over hot-map slots)
-    "zipf": (None, None),            # the command-line --zipf / --fill
-    "cold_heavy": (0.9, 0.05),       # most keys cold: the de-dup table works hardest
+    # name: (Zipf exponent, hot set size over hot-map slots, samples per batch)
+    # The hot set is the most frequent keys of separate learning batches; with the
+    # ecp5-85f hot map (2048 slots) and 100k rows per table, Zipf 1.7 and 1.8 make a
+    # fifth to a half of the samples popular (measured: popular_fraction).
+    "popular_zipf1.7": (1.7, 0.9, None),
+    "popular_zipf1.8": (1.8, 0.9, None),
+    "zipf": (None, None, 256),        # the command-line --zipf / --fill: no popular samples
+    "cold_heavy": (0.9, 0.05, 128),   # most keys cold: the de-dup engine works hardest
 }
 
 
 def bench_cosim(args, scenario):
     from hotline.testbench.runner import run_bench
     cfg = HotlineConfig()
-    zipf, fill = SCENARIOS[scenario]
+    zipf, fill, batch = SCENARIOS[scenario]
     zipf = args.zipf if zipf is None else zipf
     fill = args.fill if fill is None else fill
+    batch = args.batch if batch is None else batch
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
-        params = {"batch": args.batch, "batches": args.batches, "rows": args.rows,
+        params = {"batch": batch, "batches": args.batches, "rows": args.rows,
                   "zipf": zipf, "fill": fill}
         t0 = time.perf_counter()
         run_bench("reorder", cfg, "hotline.testbench.reorder_tb", "reorder_bench_default",
@@ -90,20 +94,11 @@ def bench_cosim(args, scenario):
                 "ratio_to_limit": res["lookups_per_cycle"] / cfg.reorder.lanes,
                 # One sample per ceil(T/W) beats leaves lanes idle in a sample's last beat.
                 "framing_limit_lookups_per_cycle": cfg.reorder.keys_per_sample / cfg.reorder.beats_per_sample,
-                "ratio_to_framing_limit": res["beats_per_cycle"],
+                "ratio_to_framing_limit": res["lookups_per_cycle"] * cfg.reorder.beats_per_sample
+                / cfg.reorder.keys_per_sample,
                 "zipf": zipf, "fill": fill, "rows_per_table": args.rows,
                 "wall_s": round(time.perf_counter() - t0, 1)})
     return res
-
-
-def hotmap_blocks(cfg) -> tuple[int, int]:
-    """(DP16KD blocks, slot-word bits) of the hot map for cfg under the stated assumptions."""
-    r = cfg.reorder
-    word = 1 + cfg.keys.key_bits + r.slot_bits
-    width = r.hotmap_ways * word
-    per_copy = min(-(-r.hotmap_buckets // d) * -(-width // w) for d, w in TDP_SHAPES)
-    copies = -(-r.lanes // 2)
-    return r.hotmap_hashes * copies * per_copy, word
 
 
 def achievable_load(cfg, rng, trials=2) -> float:
@@ -129,36 +124,30 @@ def achievable_load(cfg, rng, trials=2) -> float:
 
 
 def bench_ecp5(args):
-    base = HotlineConfig()
-    best = None
-    for lb in range(1, 25):
-        cfg = base.replace(reorder={"hotmap_log2_buckets": lb})
-        blocks, word = hotmap_blocks(cfg)
-        if blocks > ECP5_85F_BLOCKS:
-            break
-        best = (cfg, blocks, word)
-    cfg, blocks, word = best
+    from hotline.fpga.resources import ECP5_85F_BLOCKS, reorder_blocks, reorder_memories
+    cfg = HotlineConfig()
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     load = achievable_load(cfg, rng)
     build_s = time.perf_counter() - t0
     r = cfg.reorder
+    blocks = reorder_blocks(cfg)
     return {
         "name": "ecp5_hot_keys", "device": "LFE5U-85F", "dp16kd_blocks": ECP5_85F_BLOCKS,
         "lanes": r.lanes, "hotmap_hashes": r.hotmap_hashes, "hotmap_ways": r.hotmap_ways,
-        "hotmap_log2_buckets": r.hotmap_log2_buckets, "slot_word_bits": word,
-        "read_port_copies": -(-r.lanes // 2), "blocks_used": blocks,
+        "hotmap_log2_buckets": r.hotmap_log2_buckets, "slot_word_bits": 1 + cfg.keys.key_bits + r.slot_bits,
+        "read_port_copies": r.lanes, "unit_blocks_estimate": blocks["blocks"],
+        "memories": [list(mm) for mm in reorder_memories(cfg)],
         "slots": r.hotmap_capacity, "builder_load": load,
         "hot_keys": int(r.hotmap_capacity * load),
-        "ratio_blocks_to_limit": blocks / ECP5_85F_BLOCKS,
+        "max_batch_keys": r.max_batch_keys, "max_batch_samples": r.max_batch_samples,
         "load_search_s": round(build_s, 1),
-        "assumption": "one memory per hash, buckets x (ways x slot word); ceil(W/2) true-dual-port "
-                      "copies for W read ports; load shares a port; de-dup table and FIFOs not counted",
     }
 
 
 def bench_golden(args):
-    cfg = HotlineConfig()
+    # Host speed on a full 1024 x 26 batch: batch limits above the ecp5-85f profile's.
+    cfg = HotlineConfig().replace(reorder={"max_batch_keys": 32768, "max_batch_samples": 4096})
     rng = np.random.default_rng(args.seed)
     learn = zipf_keys(rng, cfg, 4096, args.rows, args.zipf)
     uniq, counts = np.unique(learn, return_counts=True)
