@@ -189,34 +189,39 @@ class CounterBank(Elaboratable):
     The bank takes one operation per cycle, in stream order, from its beat
     queue: each entry is one beat that sent this bank anything, with the mask
     of the lanes that did, and the bank takes those lanes lowest first.  Each
-    operation carries its indices (hashed at dispatch) through a five-stage
-    pipeline:
+    operation carries its indices (hashed at dispatch) through seven stages
+    (S, R, E1 to E5), one operation per cycle, never stalling after R:
 
-    * S: select the next lane of the head beat; register its operation
-      (stage R).
-    * R: present the D counter addresses to the sketch rows' read ports.
-    * E1: the counters arrive (transparent read: a write committed at the
-      same edge is seen); fold in the write of the operation now in E3
-      (registered as E2's counters).  Present the heavy-hitter set address.
-    * E2: fold in the write of the operation now in E3; minimum ``m`` over
-      the rows; estimate ``e = min(m + n, 2**C - 1)`` (a query: ``m``).
-      The heavy-hitter set arrives and is registered.
-    * E3: new counters (``+n`` saturating, or ``max(c, e)`` with
-      ``conservative_update``) are written; the heavy-hitter set (with the
-      set written by the previous operation forwarded when it is the same
-      set) is searched: hit / admit / evict, and written back.  A query's
-      estimate is collected; after the last of its beat's lanes in this bank
-      the beat's estimates go to the answer queue as one entry.
-
-    Forwarding is exact because the counters only grow between clears: a
-    counter that an operation still in flight writes ends at ``max(c, e)``
-    (conservative) or ``min(c + n, 2**C - 1)`` (plain) of whatever was read,
-    so folding in that operation's registered ``e`` or ``n`` gives the value
-    after it.  The reads that can miss writes are exactly those of the two
-    operations ahead (in E2 and E3 when the read is issued); the one in E3
-    then is folded in at E1, the one in E2 at E2 (when it is in E3 and its
-    estimate is registered).  Back-to-back operations on one key therefore
-    run at one per cycle.
+    * S: select the next lane of the head beat; register its operation.
+    * R: present the D counter addresses to the sketch rows' read ports
+      (transparent: a write committed at the read's edge is seen) and check
+      the operations in E1..E4, whose writes commit after the read: an
+      update there with *all* D counters equal to this operation's is a
+      chain link; one sharing *some but not all* of them (another key
+      colliding in a row) holds this operation in R, with a bubble into E1,
+      until that update has written (a few cycles, rare: about ``4 D /
+      (2**S / banks)`` per operation).
+    * E1: the counters arrive (registered).  E2: their minimum.  E3: ``m +
+      n`` saturated (``n`` is 0 for a query).  E3 also presents the
+      heavy-hitter set address; the set arrives in E4, where the key is
+      compared with its ways.
+    * A chain link's estimate and written counters are taken over when the
+      link is in E5: the link 4, 3, 2 operations ahead in E1, E2, E3 (into
+      registers), the one just ahead in E4; the newest link wins.  This is
+      exact because a link's counters are this operation's counters, so
+      what the link wrote is what this one would read, and the minimum of
+      the written counters is the link's estimate ``e``; the estimate is
+      then ``min(e + n, 2**C - 1)``.  The only loop, E4 -> E5 -> E4, is that
+      add-and-saturate and a multiplexer, so back-to-back operations on one
+      key run at one per cycle.
+    * E5: the estimate and the counters (read, or a link's) are registered;
+      new counters (``+n`` saturating, or ``max(c, e)`` with
+      ``conservative_update``) are written.  The heavy-hitter set (patched
+      with the set the previous operation wrote when it is the same set; the
+      read saw every earlier write) is searched: hit / admit / evict, and
+      written back.  A query's estimate is collected; after the last of its
+      beat's lanes in this bank the beat's estimates go to the answer queue
+      as one entry.
 
     Parameters
     ----------
@@ -579,9 +584,13 @@ class PopularityCounterArray(wiring.Component):
       sized by bits either way.)
 
     * Each bank (:class:`CounterBank`) runs one operation per cycle through
-      select / read / execute (three stages) with the in-flight writes folded
-      into later reads of the same counters and the same heavy-hitter set,
-      so back-to-back operations on one key are exact at full rate.  A bank
+      a seven-stage pipeline (select, read, five execute stages, the last of
+      which writes).  An in-flight update on exactly the same D counters
+      hands over its estimate and counters (a chain link), and one on the
+      same heavy-hitter set hands over the set, so back-to-back operations
+      on one key are exact at full rate; an operation that shares only some
+      counters with an in-flight update (two keys colliding in a row) waits
+      in the read stage until that update has written.  A bank
       therefore takes at most one key (or run) per cycle: a stream whose
       keys all hash to one bank runs at 1 operation per cycle, not W.
 
