@@ -284,15 +284,18 @@ class PopularityCounter:
         return keys[order][:limit]
 
 
-def coverage_quality(model: PopularityCounter, sample_keys, multiples=(1, 10, 100)) -> list[dict]:
+def coverage_quality(model: PopularityCounter, sample_keys, multiples=(1, 10, 100),
+                     candidates=None) -> list[dict]:
     """How well the learned popularity picks a hot set, against the exact top-N.
 
     For ``N = m * heavy-hitter capacity`` (``m`` in ``multiples``), the
     fraction of the accesses in ``sample_keys`` that the model's hot set
     covers, divided by the fraction the exact top-N of ``sample_keys``
-    covers.  ``m == 1`` uses the heavy-hitter readout; larger ``m`` rank the
-    distinct keys of the sample by their estimates (what the host does for a
-    hot set larger than the table).
+    covers.  ``m == 1`` uses the heavy-hitter readout; larger ``m`` rank
+    ``candidates`` by their estimates (what the host does for a hot set larger
+    than the table); by default the candidates are the distinct keys of
+    ``sample_keys`` itself.  To judge a held-out sample, pass the learning
+    sample's distinct keys, so nothing is taken from the evaluated one.
 
     Returns one dict per multiple: ``n``, ``found``, ``coverage``,
     ``exact_coverage``, ``ratio``.
@@ -308,7 +311,7 @@ def coverage_quality(model: PopularityCounter, sample_keys, multiples=(1, 10, 10
         if m == 1:
             hot = model.readout()[0]
         else:
-            hot = model.hot_set(n, 1, candidates=uniq)
+            hot = model.hot_set(n, 1, candidates=uniq if candidates is None else candidates)
         covered = int(counts[np.isin(uniq, hot)].sum())
         exact_cov = int(exact[min(n, uniq.size) - 1]) if uniq.size else 0
         rows.append({

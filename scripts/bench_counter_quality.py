@@ -26,7 +26,7 @@ import numpy as np
 from hotline.config import HotlineConfig
 from hotline.fpga.resources import counter_array_blocks
 from hotline.host.learn_demo import criteo_keys
-from hotline.host.popularity import PopularityCounter
+from hotline.host.popularity import PopularityCounter, coverage_quality
 
 CONFIGS = {
     # the default (ECP5-85F bring-up) config: conservative update, 4 x 2^14 x 9-bit
@@ -41,30 +41,12 @@ CONFIGS = {
 
 
 def coverage(model, sample_keys, candidates, multiples=(1, 10, 100)) -> list[dict]:
-    """Hot-set coverage of ``sample_keys`` against the exact top-N of that sample.
-
-    For ``N = m * heavy-hitter capacity``: ``m == 1`` takes the heavy-hitter
-    readout; larger ``m`` rank ``candidates`` (the distinct keys of the
-    learning sample, never of the evaluated one) by their estimates.
-    """
-    keys = model.check_keys(sample_keys)
-    uniq, counts = np.unique(keys, return_counts=True)
-    total = keys.size
-    exact = np.cumsum(np.sort(counts)[::-1])
-    capacity = model.cfg.counter.hh_entries
-    rows = []
-    for m in multiples:
-        n = int(m) * capacity
-        hot = model.readout()[0] if m == 1 else model.hot_set(n, 1, candidates=candidates)
-        covered = int(counts[np.isin(uniq, hot)].sum())
-        exact_cov = int(exact[min(n, uniq.size) - 1]) if uniq.size else 0
-        rows.append({
-            "multiple": int(m), "n": n, "found": int(hot.size), "distinct_keys": int(uniq.size),
-            "candidates": "heavy-hitter readout" if m == 1 else "learning sample's distinct keys",
-            "coverage": covered / total if total else 0.0,
-            "exact_coverage": exact_cov / total if total else 0.0,
-            "ratio": covered / exact_cov if exact_cov else 1.0,
-        })
+    """:func:`coverage_quality` with ``candidates`` (the distinct keys of the learning
+    sample, never of the evaluated one), each row saying where its hot set came from."""
+    rows = coverage_quality(model, sample_keys, multiples, candidates=candidates)
+    for row in rows:
+        row["candidates"] = ("heavy-hitter readout" if row["multiple"] == 1
+                             else "learning sample's distinct keys")
     return rows
 
 
