@@ -51,7 +51,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from hotline.host.data import CRITEO_KAGGLE_TABLE_SIZES, ArrayDataset, synthetic_criteo  # noqa: E402
+from hotline.host.data import (CRITEO_KAGGLE_TABLE_SIZES, skewed_small_dataset,  # noqa: E402
+                               synthetic_criteo)
 from hotline.host.metrics import hotline_gain, interval_overlap, mark, window  # noqa: E402
 from hotline.host.train_config import TrainConfig  # noqa: E402
 from hotline.host.trainer import learn_steps_for, make_trainer  # noqa: E402
@@ -97,20 +98,6 @@ def environment(device: torch.device) -> dict:
 # -- 1. parity ----------------------------------------------------------------------------------
 
 
-def skewed_dataset(n: int, sizes, seed: int) -> ArrayDataset:
-    """Skewed keys over small tables: popular and non-popular samples in every batch, cold rows
-    recurring across consecutive batches (the gather-after-write-back hazard shows)."""
-    rng = np.random.default_rng(seed)
-    sparse = np.empty((n, len(sizes)), dtype=np.int64)
-    for t, m in enumerate(sizes):
-        p = 1.0 / np.arange(1, m + 1) ** 1.2
-        sparse[:, t] = rng.permutation(m)[rng.choice(m, size=n, p=p / p.sum())]
-    dense = rng.random((n, 3)).astype(np.float32)
-    logit = dense @ np.array([1.5, -1.0, 0.5]) + (sparse[:, 0] % 2) - 0.5
-    labels = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
-    return ArrayDataset(dense, sparse, labels, tuple(sizes), name="skewed")
-
-
 def max_diff(a: dict, b: dict):
     worst = (0.0, None)
     for k in a:
@@ -121,7 +108,7 @@ def max_diff(a: dict, b: dict):
 
 
 def parity(device: str, seed: int, steps: int) -> list:
-    ds = skewed_dataset(40 * 32, (3, 8, 20, 40), seed)
+    ds = skewed_small_dataset(40 * 32, (3, 8, 20, 40), seed)
     out = []
     for optimizer in ("sgd", "adagrad"):
         w = 4 + (optimizer == "adagrad")

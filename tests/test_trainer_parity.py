@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from hotline.config import ConfigError, HotlineConfig
-from hotline.host.data import ArrayDataset, load_criteo
+from hotline.host.data import ArrayDataset, load_criteo, skewed_small_dataset
 from hotline.host.driver import GoldenAccelerator
 from hotline.host.train_config import TrainConfig
 from hotline.host.trainer import hw_config_for, make_trainer
@@ -43,15 +43,7 @@ def tiny_cfg(**kw) -> TrainConfig:
 
 def repetitive_dataset(n=640, sizes=(3, 8, 20, 40), seed=SEED) -> ArrayDataset:
     """Skewed keys over small tables: every cold row recurs in nearly every batch."""
-    rng = np.random.default_rng(seed)
-    sparse = np.empty((n, len(sizes)), dtype=np.int64)
-    for t, m in enumerate(sizes):
-        p = 1.0 / np.arange(1, m + 1) ** 1.2
-        sparse[:, t] = rng.permutation(m)[rng.choice(m, size=n, p=p / p.sum())]
-    dense = rng.random((n, 3)).astype(np.float32)
-    logit = dense @ np.array([1.5, -1.0, 0.5]) + (sparse[:, 0] % 2) - 0.5
-    labels = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
-    return ArrayDataset(dense, sparse, labels, sizes, name="repetitive")
+    return skewed_small_dataset(n, sizes, seed, name="repetitive")
 
 
 def criteo_dataset():

@@ -19,7 +19,7 @@ from .batch import ArrayDataset, Batch, DataError, DataWarning, Dataset, check_t
 from .criteo import (CRITEO_CATEGORICAL_NAMES, CRITEO_DENSE_NAMES, CRITEO_KAGGLE_TABLE_SIZES,
                      CRITEO_NUM_DENSE, load_criteo)
 from .avazu import AVAZU_NUM_DENSE, AVAZU_TABLE_NAMES, AVAZU_TABLE_SIZES, load_avazu
-from .synthetic import synthetic_criteo, zipf_ranks
+from .synthetic import skewed_small_dataset, synthetic_criteo, zipf_ranks
 
 __all__ = [
     "AVAZU_NUM_DENSE",
@@ -38,5 +38,6 @@ __all__ = [
     "load_avazu",
     "load_criteo",
     "synthetic_criteo",
+    "skewed_small_dataset",
     "zipf_ranks",
 ]
