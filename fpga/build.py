@@ -96,6 +96,18 @@ class BoardTop(Elaboratable):
         return m
 
 
+def _fits(parsed: dict, limit: float) -> bool:
+    """LUT4, FF, DP16KD and MULT18X18D each within ``limit`` of the part."""
+    return all(r["fraction"] <= limit for k, r in parsed["resources"].items()
+               if k in ("lut4", "ff", "dp16kd", "mult18"))
+
+
+def _tools(env: dict) -> dict:
+    return {"yosys": _tool_version(env, "YOSYS", "-V"),
+            "nextpnr": _tool_version(env, "NEXTPNR_ECP5", "--version"),
+            "amaranth": _amaranth_version(), "python": _platform.python_version()}
+
+
 def _tool_version(env: dict, var: str, flag: str) -> str:
     try:
         out = subprocess.run([env[var], flag], capture_output=True, text=True, timeout=120,
@@ -210,13 +222,8 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
         report = {
             "board": "ooc", "board_part": ooc["part"], "profile": prof.name, "unit": unit,
             "units": [unit], "clock_mhz": clock, "pll": None, "harness_bits": None,
-            **parsed, "max_utilisation": limit,
-            "fits_profile_limit": all(r["fraction"] <= limit for k, r in parsed["resources"].items()
-                                      if k in ("lut4", "ff", "dp16kd", "mult18")),
-            "config": cfg.to_dict(),
-            "tools": {"yosys": _tool_version(ooc["env"], "YOSYS", "-V"),
-                      "nextpnr": _tool_version(ooc["env"], "NEXTPNR_ECP5", "--version"),
-                      "amaranth": _amaranth_version(), "python": _platform.python_version()},
+            **parsed, "max_utilisation": limit, "fits_profile_limit": _fits(parsed, limit),
+            "config": cfg.to_dict(), "tools": _tools(ooc["env"]),
             "wall_s": {"yosys": round(t1 - t0, 1), "nextpnr": round(t2 - t1, 1),
                        "total": round(t2 - t0, 1)},
             "bitstream": None, "seed": seed,
@@ -257,8 +264,6 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     t_yosys, t_pnr, t_pack = mtime("top.rpt"), mtime("top.tim"), mtime("top.bit")
     parsed = parse_nextpnr_report(out / "report.json")
     limit = prof.target.max_utilisation
-    fits = all(r["fraction"] <= limit for k, r in parsed["resources"].items()
-               if k in ("lut4", "ff", "dp16kd", "mult18"))
     report = {
         "board": board,
         "board_part": {"device": plat.device, "package": plat.package, "speed": plat.speed},
@@ -274,14 +279,9 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
         "baud": baud if unit == "selftest" else None,
         **parsed,
         "max_utilisation": limit,
-        "fits_profile_limit": fits,
+        "fits_profile_limit": _fits(parsed, limit),
         "config": cfg.to_dict(),
-        "tools": {
-            "yosys": _tool_version(env, "YOSYS", "-V"),
-            "nextpnr": _tool_version(env, "NEXTPNR_ECP5", "--version"),
-            "amaranth": _amaranth_version(),
-            "python": _platform.python_version(),
-        },
+        "tools": _tools(env),
         "wall_s": {"elaborate": round(t_start - t0, 1),
                    "yosys": round(t_yosys - t_start, 1),
                    "nextpnr": round(t_pnr - t_yosys, 1),
