@@ -13,8 +13,12 @@ simulated clock run; a real device ignores it):
   BAR such as ``/sys/bus/pci/devices/.../resource0`` or a UIO node, and a
   DMA-able buffer); tested here against plain files.
 
-Commands built in the top so far: learn, estimate, readout, clear (see
-:mod:`hotline.rtl.top`).
+Every command of :mod:`hotline.rtl.top` has a method here.  Small operands go
+through a scratch area at the start of host memory (``scratch_bytes``); the
+gather and scatter name device addresses the caller owns (tables and staging
+buffers elsewhere in the same memory).  :class:`DeviceAccelerator` puts the
+trainer's :class:`~hotline.host.driver.Accelerator` API on top of it: the
+``sim`` and ``fpga`` backends.
 """
 
 from __future__ import annotations
@@ -122,9 +126,10 @@ class Device:
     """
 
     def __init__(self, transport, cfg: HotlineConfig, *, poll_cycles: int = 64,
-                 max_polls: int = 1_000_000):
+                 max_polls: int = 1_000_000, scratch_bytes: int | None = None):
         self.t = transport
         self.cfg = cfg
+        self.scratch_bytes = int(transport.mem.size if scratch_bytes is None else scratch_bytes)
         self.poll_cycles = poll_cycles
         self.max_polls = max_polls
         ident = self.t.read32(regmap.ID)
@@ -142,9 +147,9 @@ class Device:
 
     # ---- memory -----------------------------------------------------------------
     def _check_room(self, nbytes: int, what: str) -> None:
-        if nbytes > self.t.mem.size:
-            raise DeviceError(f"{what} needs {nbytes} bytes of host memory; the buffer has "
-                              f"{self.t.mem.size}")
+        if nbytes > self.scratch_bytes:
+            raise DeviceError(f"{what} needs {nbytes} bytes of host memory; the scratch area has "
+                              f"{self.scratch_bytes}")
 
     def _put(self, offset: int, words: np.ndarray) -> None:
         self.t.mem[offset:offset + 8 * words.size] = words.view(np.uint8)
@@ -186,14 +191,15 @@ class Device:
             self.t.run(self.poll_cycles)
         raise DeviceError("no completion: the device stopped answering")
 
-    def command(self, opcode, **kw) -> Completion:
-        """Submit one command and wait for it; an error status raises :class:`DeviceError`."""
+    def command(self, opcode, ok=(Status.OK,), **kw) -> Completion:
+        """Submit one command and wait for it; a status not in ``ok`` raises :class:`DeviceError`."""
         tag = self.submit(opcode, **kw)
         done = self.wait()
         if done[0] != tag:
             raise DeviceError(f"completion for tag {done[0]} while waiting for {tag}")
-        if done.status != Status.OK:
-            raise DeviceError(f"{_name(opcode)} ended with {done.status.name}", done.status)
+        if done.status not in ok:
+            raise DeviceError(f"{_name(opcode)} ended with {done.status.name} (results "
+                              f"{done[3]}, {done[4]})", done.status)
         return done
 
     # ---- the counter array ------------------------------------------------------
@@ -239,3 +245,72 @@ class Device:
         """The performance counters, by register name (lower case, without PERF_)."""
         return {r.name[5:].lower(): self.t.read32(r.offset) for r in regmap.REGISTERS
                 if r.name.startswith("PERF_") and r.name != "PERF_CTRL"}
+
+    # ---- the reorder unit -------------------------------------------------------
+    def load_hotmap(self, image) -> None:
+        """Load a hot-map image (:attr:`hotline.host.hotmap.HotMap.image`, one word per slot)."""
+        image = np.ascontiguousarray(image, dtype=np.uint64).ravel()
+        self._check_room(8 * image.size, "load_hotmap")
+        self._put(0, image)
+        self.command(Opcode.LOAD_HOTMAP, addr_a=self.t.mem_base, count=image.size)
+
+    def classify(self, keys):
+        """Classify one batch ``keys [B, T]``; returns ``(ClassifiedBatch, Completion)``.
+
+        A batch over the reorder unit's limits raises
+        :class:`hotline.host.reorder.BatchOverflow`, as the golden model does.
+        """
+        from .reorder import BatchOverflow, ClassifiedBatch
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        r = self.cfg.reorder
+        if keys.ndim != 2 or keys.shape[1] != r.keys_per_sample:
+            raise ValueError(f"classify needs keys [B, {r.keys_per_sample}], not {list(keys.shape)}")
+        B, T = keys.shape
+        n = B * T
+        words = n + 2 * B + r.max_batch_keys
+        self._check_room(8 * (n + words), "classify")
+        self._put(0, keys.ravel())
+        out = 8 * n
+        done = self.command(Opcode.CLASSIFY, addr_a=self.t.mem_base, addr_b=self.t.mem_base + out,
+                            count=B, arg=T, ok=(Status.OK, Status.CAPACITY))
+        pop, non = done[3] & 0xFFFF, done[3] >> 16
+        ncold = done[4] & 0xFFFF
+        if done.status == Status.CAPACITY:
+            raise BatchOverflow(
+                f"batch of {B} samples exceeds the device's reorder unit "
+                f"(max_batch_samples {r.max_batch_samples}, max_batch_keys {r.max_batch_keys}; "
+                f"flags: sample overflow {done[4] >> 30 & 1}, key overflow {done[4] >> 31})",
+                samples=B, max_batch_samples=r.max_batch_samples,
+                unique_cold=ncold + int(done[4] >> 31), max_batch_keys=r.max_batch_keys)
+        res = self._get(out, words)
+        remap = res[:n].reshape(B, T)
+        hot = (remap >> np.uint64(63)).astype(bool)
+        index = (remap & np.uint64((1 << 63) - 1)).astype(np.int64)
+        popular = res[n:n + pop].astype(np.int64)
+        non_popular = res[n + B:n + B + non].astype(np.int64)
+        cold = res[n + 2 * B:n + 2 * B + ncold].copy()
+        return ClassifiedBatch(popular=popular, non_popular=non_popular, hot=hot, index=index,
+                               cold_keys=cold), done
+
+    # ---- the gather DMA -----------------------------------------------------------
+    def set_tables(self, bases, strides, rows, row_bytes: int) -> None:
+        """Describe the tables to the DMA: table ``t`` starts at device address ``bases[t]``,
+        rows ``strides[t]`` bytes apart, ``rows[t]`` rows; every row moves ``row_bytes``."""
+        bases = np.asarray(bases, dtype=np.uint64)
+        desc = np.zeros((bases.size, 2), dtype=np.uint64)
+        desc[:, 0] = bases
+        desc[:, 1] = (np.asarray(strides, dtype=np.uint64) |
+                      np.asarray(rows, dtype=np.uint64) << np.uint64(32))
+        self._check_room(16 * bases.size, "set_tables")
+        self._put(0, desc.ravel())
+        self.command(Opcode.SET_TABLES, addr_a=self.t.mem_base, count=bases.size, arg=row_bytes)
+
+    def move(self, opcode, keys, staging: int) -> int:
+        """GATHER or SCATTER the rows of ``keys`` (row ``u`` at ``staging + u * row_bytes``, a
+        device address); returns the rows moved.  At most ``max_batch_keys`` keys."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64).ravel()
+        self._check_room(8 * keys.size, _name(opcode).lower())
+        self._put(0, keys)
+        done = self.command(opcode, addr_a=self.t.mem_base, addr_b=staging, count=keys.size)
+        return done[3]
+

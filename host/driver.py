@@ -25,10 +25,15 @@ every table has the same row width ``W`` (the embedding plus its optimizer state
 its state travel together, as the gather DMA moves ``row_bytes`` per key.
 
 Backends: ``golden`` (the in-process bit-exact models: counter array,
-hot map, reorder unit, and the row-level semantics of the gather DMA) now;
-``sim`` (the generated Verilog in Verilator) and ``fpga`` (the same
-register-level code over a memory-mapped transport) plug in later behind
-:func:`make_accelerator` without the trainer changing.
+hot map, reorder unit, and the row-level semantics of the gather DMA);
+``sim`` (the whole accelerator's generated Verilog in Verilator, driven
+through its registers) and ``fpga`` (the same register-level code over a
+memory-mapped transport: ``HOTLINE_FPGA_REGS`` names the register window, a
+PCIe BAR such as ``/sys/bus/pci/devices/.../resource0`` or a UIO node,
+``HOTLINE_FPGA_MEM`` the DMA-able host buffer and ``HOTLINE_FPGA_MEM_BASE``
+its bus address), both :class:`hotline.host.device_backend.DeviceAccelerator`.
+The device backends keep the embedding tables in device-visible memory
+(:meth:`~hotline.host.device_backend.DeviceAccelerator.adopt`).
 
 Every backend accounts the seconds spent inside each call in
 :attr:`Accelerator.busy` (so the trainer can report the accelerator model's
@@ -49,10 +54,10 @@ from ..config import HotlineConfig
 from ..hashing import unpack_keys
 
 __all__ = ["Accelerator", "GoldenAccelerator", "BackendUnavailable", "make_accelerator", "check_backend",
-           "BACKENDS"]
+           "BACKENDS", "scratch_bytes_for"]
 
 #: Known backends and whether they can be built today.
-BACKENDS = {"golden": True, "sim": False, "fpga": False}
+BACKENDS = {"golden": True, "sim": True, "fpga": True}
 
 
 class BackendUnavailable(ValueError):
@@ -354,17 +359,44 @@ class GoldenAccelerator(Accelerator):
 
 
 def check_backend(backend: str) -> None:
-    """Raise :class:`BackendUnavailable` unless ``backend`` can be built today."""
+    """Raise :class:`BackendUnavailable` unless ``backend`` is known."""
     if BACKENDS.get(backend):
         return
-    if backend in BACKENDS:
-        raise BackendUnavailable(
-            f"accelerator backend {backend!r} is not available yet (only 'golden' is built; "
-            f"'sim' needs the Verilator-backed register-level driver, 'fpga' a board)")
     raise BackendUnavailable(f"unknown accelerator backend {backend!r} (known: {', '.join(BACKENDS)})")
 
 
-def make_accelerator(backend: str, cfg: HotlineConfig) -> Accelerator:
-    """Build the driver for ``backend`` (``golden`` today; ``sim`` and ``fpga`` later)."""
+def scratch_bytes_for(cfg: HotlineConfig) -> int:
+    """Scratch host memory the device commands need: one classify of the largest batch."""
+    r = cfg.reorder
+    words = 2 * r.max_batch_samples * r.keys_per_sample + 2 * r.max_batch_samples + r.max_batch_keys
+    return max(1 << 16, -(-8 * words // 4096) * 4096)
+
+
+def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -> Accelerator:
+    """Build the driver for ``backend``.
+
+    ``host_bytes``: device-visible host memory the caller will use besides the
+    driver's scratch area (the tables it adopts and the staging buffer); the
+    ``sim`` backend allocates that much simulated memory.
+    """
     check_backend(backend)
-    return GoldenAccelerator(cfg)
+    if backend == "golden":
+        return GoldenAccelerator(cfg)
+    import os
+    from .device import Device, MMIOTransport
+    from .device_backend import DeviceAccelerator
+    scratch = scratch_bytes_for(cfg)
+    if backend == "sim":
+        from .sim import SimTop
+        top = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + (1 << 16))
+        return DeviceAccelerator(cfg, Device(top, cfg, scratch_bytes=scratch), backend="sim",
+                                 transport_owner=top)
+    regs, mem = os.environ.get("HOTLINE_FPGA_REGS"), os.environ.get("HOTLINE_FPGA_MEM")
+    if not regs or not mem:
+        raise BackendUnavailable(
+            "the fpga backend needs a device: set HOTLINE_FPGA_REGS (register window, e.g. a PCIe "
+            "BAR's resource0 or a UIO node) and HOTLINE_FPGA_MEM (the DMA-able host buffer; "
+            "HOTLINE_FPGA_MEM_BASE its bus address)")
+    t = MMIOTransport(regs, mem, int(os.environ.get("HOTLINE_FPGA_MEM_BASE", "0"), 0))
+    return DeviceAccelerator(cfg, Device(t, cfg, scratch_bytes=scratch), backend="fpga",
+                             transport_owner=t)

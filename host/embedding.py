@@ -79,6 +79,15 @@ class StackedTables:
     def device(self) -> torch.device:
         return self.flat.device
 
+    def rehome(self, flat: torch.Tensor) -> None:
+        """Keep the tables in ``flat`` from now on (same shape and dtype; e.g. device-visible
+        host memory that an accelerator's DMA reaches); the caller copied the rows."""
+        if flat.shape != self.flat.shape or flat.dtype != self.flat.dtype:
+            raise ValueError(f"rehome needs {self.flat.dtype} {list(self.flat.shape)}, not "
+                             f"{flat.dtype} {list(flat.shape)}")
+        self.flat = flat
+        self._views = None
+
     def views(self) -> list:
         """Per-table views of ``flat`` (host tables only): what the driver's gather/scatter take."""
         if self.flat.device.type != "cpu":

@@ -33,7 +33,7 @@ from ..config import HotlineConfig
 from ..hashing import counter_hashes
 from .grouping import sort_groups
 
-__all__ = ["PopularityCounter"]
+__all__ = ["PopularityCounter", "rank_hot"]
 
 
 class PopularityCounter:
@@ -266,22 +266,33 @@ class PopularityCounter:
         Ties are broken by the smaller key so the choice is deterministic;
         keys never seen (count 0) are not chosen.
         """
-        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)) \
-                or budget_bytes < 0:
-            raise ValueError(f"budget_bytes must be a non-negative integer, not {budget_bytes!r}")
-        if isinstance(row_bytes, bool) or not isinstance(row_bytes, (int, np.integer)) \
-                or row_bytes <= 0:
-            raise ValueError(f"row_bytes must be a positive integer, not {row_bytes!r}")
-        limit = int(budget_bytes) // int(row_bytes)
         if candidates is None:
             keys, counts = self.readout()
         else:
             keys = np.unique(self.check_keys(candidates))
             counts = self.estimate(keys)
-        keep = counts > 0
-        keys, counts = keys[keep], counts[keep]
-        order = np.lexsort((keys, -counts))
-        return keys[order][:limit]
+        return rank_hot(keys, counts, budget_bytes, row_bytes)
+
+
+def rank_hot(keys, counts, budget_bytes: int, row_bytes: int) -> np.ndarray:
+    """The hot set from (key, count) pairs: the highest counts that fit ``budget_bytes`` at
+    ``row_bytes`` a row, ties broken by the smaller key, count-0 keys never chosen.
+
+    One ranking for every backend: the golden counter and the device's readout or
+    estimates go through it, so equal popularity state gives an equal hot set.
+    """
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)) \
+            or budget_bytes < 0:
+        raise ValueError(f"budget_bytes must be a non-negative integer, not {budget_bytes!r}")
+    if isinstance(row_bytes, bool) or not isinstance(row_bytes, (int, np.integer)) \
+            or row_bytes <= 0:
+        raise ValueError(f"row_bytes must be a positive integer, not {row_bytes!r}")
+    limit = int(budget_bytes) // int(row_bytes)
+    keys, counts = np.asarray(keys), np.asarray(counts)
+    keep = counts > 0
+    keys, counts = keys[keep], counts[keep]
+    order = np.lexsort((keys, -counts.astype(np.int64)))
+    return keys[order][:limit]
 
 
 def coverage_quality(model: PopularityCounter, sample_keys, multiples=(1, 10, 100),

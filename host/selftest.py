@@ -96,6 +96,8 @@ async def run_selftest(t, cfg: HotlineConfig, *, keys: int = 48, seed: int = 0, 
     tables = rng.integers(0, k.tables, keys, dtype=np.uint64)
     rows = np.minimum(rng.zipf(1.3, keys) - 1, (1 << k.row_bits) - 1).astype(np.uint64)
     words = tables << np.uint64(k.row_bits) | rows
+    # one key repeated past the threshold, so the heavy-hitter table is never empty
+    words[:min(keys, cfg.counter.threshold + 1)] = words[0]
     golden = PopularityCounter(cfg)
     await _command(t, Opcode.CLEAR)
     await _write_words(t, 0, words)

@@ -88,7 +88,7 @@ def learn_steps_for(cfg: TrainConfig, total_steps: int) -> int:
 
 
 def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
-                  base: HotlineConfig | None = None) -> HotlineConfig:
+                  base: HotlineConfig | None = None, *, fixed: bool = False) -> HotlineConfig:
     """The hardware config a training run needs.
 
     Without ``base`` (the default config is the starting point) everything is
@@ -100,7 +100,11 @@ def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
     work (``max_batch_keys``, the counter array): only ``keys_per_sample``,
     ``max_batch_samples`` and the hot-map size grow; a batch that overflows
     ``max_batch_keys`` then trains through the hybrid path (counted as
-    ``overflow_batches``).
+    ``overflow_batches``).  With ``fixed`` (the ``sim`` and ``fpga`` backends:
+    hardware that exists) nothing grows: ``base`` (by default the ``ecp5-85f``
+    profile, which is the default config) is used as it is, and it must take
+    the data's samples (``keys_per_sample`` = tables); where its hot map or
+    batch limits bind, the trainer says so and counts the cost.
 
     Raises
     ------
@@ -109,6 +113,20 @@ def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
     """
     user = base is not None
     base = HotlineConfig() if base is None else base
+    if fixed:
+        t = len(tuple(table_sizes))
+        need_bits = max(1, (max(int(n) for n in table_sizes) - 1).bit_length())
+        problems = []
+        if base.reorder.keys_per_sample != t or base.keys.tables < t:
+            problems.append(f"the hardware takes samples of reorder.keys_per_sample="
+                            f"{base.reorder.keys_per_sample} keys over keys.tables={base.keys.tables} "
+                            f"tables; the data has {t} tables")
+        if base.keys.row_bits < need_bits:
+            problems.append(f"keys.row_bits {base.keys.row_bits} cannot index a table of "
+                            f"{max(int(n) for n in table_sizes)} rows")
+        if problems:
+            raise ConfigError("; ".join(problems) + " (build the hardware for this data: -c FILE)")
+        return base
     sizes = tuple(int(n) for n in table_sizes)
     t = len(sizes)
     if t > 64:
@@ -535,7 +553,11 @@ class HotlineTrainer(HybridTrainer):
     hw_cfg : HotlineConfig, optional
         A user hardware config (:func:`hw_config_for` derives one otherwise).
     backend : str
-        Accelerator driver backend (``golden``).
+        Accelerator driver backend: ``golden``, ``sim`` or ``fpga``.
+    fixed_hw : bool, optional
+        Use ``hw_cfg`` (default: the ``ecp5-85f`` profile) exactly as it is
+        (:func:`hw_config_for` with ``fixed``); the default for ``sim`` and
+        ``fpga``, whose hardware exists.
 
     Members
     -------
@@ -553,10 +575,18 @@ class HotlineTrainer(HybridTrainer):
     dedup = True     # the learning steps (and overflowing batches) ship unique rows
 
     def __init__(self, cfg, table_sizes, num_dense, *, total_steps, dist=None, hw_cfg=None,
-                 backend: str = "golden"):
+                 backend: str = "golden", fixed_hw: bool | None = None):
         super().__init__(cfg, table_sizes, num_dense, total_steps=total_steps, dist=dist)
-        self.hw_cfg = hw_config_for(cfg, self.table_sizes, total_steps, hw_cfg)
-        self.acc = make_accelerator(backend, self.hw_cfg)
+        # hardware that exists (sim, fpga) runs with its own sizes, nothing derived
+        fixed = backend != "golden" if fixed_hw is None else bool(fixed_hw)
+        self.hw_cfg = hw_config_for(cfg, self.table_sizes, total_steps, hw_cfg, fixed=fixed)
+        row_bytes = self.host.width * self.host.flat.element_size()
+        host_bytes = (self.host.flat.numel() * self.host.flat.element_size() +
+                      self.hw_cfg.reorder.max_batch_keys * row_bytes) if fixed else 0
+        self.acc = make_accelerator(backend, self.hw_cfg, host_bytes=host_bytes)
+        if hasattr(self.acc, "adopt"):       # the DMA reaches the tables where they live
+            self.host.rehome(self.acc.adopt(self.host.flat))
+        self.capacity = {}                    # where the hardware's sizes bound the run
         self.learn_steps = learn_steps_for(cfg, total_steps)
         self.hot_phase = False
         self.hot_keys = np.zeros(0, dtype=np.uint64)
@@ -623,12 +653,35 @@ class HotlineTrainer(HybridTrainer):
                 cands = (np.unique(np.concatenate(self._candidates)) if self._candidates
                          else np.zeros(0, dtype=np.uint64))
             hot = self.acc.choose_hot_set(self.cfg.hot_budget_bytes, self.cfg.row_bytes, cands)
-            self.acc.load_hot_map(hot)
+            hot = self._load_hot_map(np.asarray(hot, dtype=np.uint64))
         self._candidates = []
         self.hot_keys = np.asarray(hot, dtype=np.uint64)
         self._reload_hot()
         self.hot_phase = True
         self._bytes_at_hot = self.bytes.snapshot()
+
+    def _load_hot_map(self, hot: np.ndarray) -> np.ndarray:
+        """Load the hot map with as much of ``hot`` (hottest first) as it holds; a hot map too
+        small for the byte budget's rows is recorded in :attr:`capacity`."""
+        from .hotmap import HotMapError
+        wanted = hot.size
+        cap = self.hw_cfg.reorder.hotmap_capacity
+        hot = hot[:cap]
+        while True:
+            try:
+                self.acc.load_hot_map(hot)
+                break
+            except HotMapError:
+                if hot.size == 0:
+                    raise
+                hot = hot[:hot.size * 15 // 16]      # the cuckoo placement failed: fewer keys
+        if hot.size < wanted:
+            self.capacity["hot_map"] = {
+                "hot_rows_chosen": int(wanted), "hot_rows_loaded": int(hot.size),
+                "hot_map_slots": int(cap),
+                "note": "the hot map holds fewer rows than the hot budget and the learned "
+                        "popularity offer; the rest train as cold rows"}
+        return hot
 
     def _reload_hot(self) -> None:
         """(Re)build the device hot table from the host rows of the hot keys."""
@@ -663,6 +716,7 @@ class HotlineTrainer(HybridTrainer):
         self._drain()
         self._gather_q.shutdown(wait=True)
         self._scatter_q.shutdown(wait=True)
+        self.acc.close()
 
     # -- DMA worker jobs ----------------------------------------------------------------------------
 
@@ -806,7 +860,7 @@ class HotlineTrainer(HybridTrainer):
             "popular_fraction": round(self.popular_samples / n, 4) if self.hot_phase_samples else None,
             "hot_lookup_fraction": (round(self.hot_lookups / (n * len(self.table_sizes)), 4)
                                     if self.hot_phase_samples else None),
-            "overflow_batches": self.overflow_batches,
+            "overflow_batches": self.overflow_batches, "capacity": dict(self.capacity),
             "accelerator_busy_s": {k: round(v, 6) for k, v in self.acc.busy.items()},
             "accelerator_cpu_s": {k: round(v, 6) for k, v in self.acc.cpu.items()},
             # CPU time of the accelerator model's calls over the run's wall time
@@ -830,11 +884,11 @@ TRAINERS = {"hybrid": HybridTrainer, "hybrid-dedup": HybridDedupTrainer, "device
 
 def make_trainer(mode: str, cfg: TrainConfig, table_sizes, num_dense: int, *, total_steps: int,
                  dist: DistContext | None = None, hw_cfg: HotlineConfig | None = None,
-                 backend: str = "golden") -> Trainer:
+                 backend: str = "golden", fixed_hw: bool | None = None) -> Trainer:
     """The trainer of one mode (``hybrid``, ``hybrid-dedup``, ``device`` or ``hotline``)."""
     if mode not in TRAINERS:
         raise ValueError(f"mode must be one of {', '.join(TRAINERS)}, not {mode!r}")
     if mode == "hotline":
         return HotlineTrainer(cfg, table_sizes, num_dense, total_steps=total_steps, dist=dist,
-                              hw_cfg=hw_cfg, backend=backend)
+                              hw_cfg=hw_cfg, backend=backend, fixed_hw=fixed_hw)
     return TRAINERS[mode](cfg, table_sizes, num_dense, total_steps=total_steps, dist=dist)

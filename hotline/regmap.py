@@ -22,10 +22,10 @@ class Opcode(enum.IntEnum):
     ESTIMATE = 3  #: Write the sketch estimate (32-bit) of each of COUNT keys at ADDR_A to ADDR_B.
     CLEAR = 4  #: Zero every counter and empty the heavy-hitter table.
     LOAD_HOTMAP = 5  #: Load COUNT 64-bit words of a hot-map image from ADDR_A.
-    CLASSIFY = 6  #: Classify COUNT samples of ARG keys (64-bit words) at ADDR_A; results at ADDR_B (see the driver's layout).
-    GATHER = 7  #: Copy the rows of COUNT (t, r, u) keys at ADDR_A into the staging buffer at ADDR_B.
-    SCATTER = 8  #: Copy COUNT staged rows at ADDR_B back to their tables (keys at ADDR_A).
-    SET_TABLES = 9  #: Load COUNT table descriptors (base, stride, rows: 16 bytes each) from ADDR_A; ARG = row bytes.
+    CLASSIFY = 6  #: Classify COUNT samples of ARG (= keys_per_sample) keys (64-bit words) at ADDR_A; at ADDR_B: COUNT*ARG remap words (hot << 63 | index), COUNT popular ids, COUNT non-popular ids, the distinct cold keys. RESULT0 = popular | non_popular << 16, RESULT1 = cold keys | sample overflow << 30 | key overflow << 31.
+    GATHER = 7  #: Copy the rows of COUNT packed keys at ADDR_A (key u to row u) into the staging buffer at ADDR_B. RESULT0 = rows moved, RESULT1 = failed keys.
+    SCATTER = 8  #: Copy COUNT staged rows at ADDR_B back to their tables (packed keys at ADDR_A). RESULT0 = rows moved, RESULT1 = failed keys.
+    SET_TABLES = 9  #: Load COUNT table descriptors (word 0: base address; word 1: stride bytes [31:0], rows [63:32]) from ADDR_A; ARG = row bytes.
 
 
 class Status(enum.IntEnum):

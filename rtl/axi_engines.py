@@ -10,7 +10,7 @@ an arbiter.  Both move one word per cycle at most.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import BURST_INCR
@@ -163,19 +163,19 @@ class WordReader(wiring.Component):
 
 
 class WordWriter(wiring.Component):
-    """Write the 64-bit words of ``words`` to consecutive addresses from ``addr``.
+    """Write 64-bit words, each to its own address (8-byte aligned).
 
     Every word is one single-beat INCR write of the full bus width with the
     strobes of its 8 bytes, so no burst can cross 4 KiB and nothing outside
-    the words is written.  A write answered SLVERR or DECERR is counted in
-    ``errors``.
+    the words is written; because every word carries its address, one writer
+    serves several output arrays at once.  A write answered SLVERR or DECERR is
+    counted in ``errors``.
 
     Members
     -------
     start : In(1)
-        Set the next address to ``addr`` (8-byte aligned) and zero ``errors``
-        (only when idle).
-    words : In(stream.Signature(64))
+        Zero ``errors`` (only when idle).
+    words : In(stream.Signature(StructLayout({"addr": addr_bits, "data": 64})))
     busy : Out(1)
         A word is being written or a response is awaited.
     errors : Out(32)
@@ -188,9 +188,10 @@ class WordWriter(wiring.Component):
             raise ValueError(f"WordWriter needs a bus of at least 64 bits, not {data_bits}")
         self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
         self.max_outstanding = max_outstanding
+        self.word_layout = data.StructLayout({"addr": addr_bits, "data": 64})
         super().__init__({
-            "start": In(1), "addr": In(addr_bits),
-            "words": In(stream.Signature(64)),
+            "start": In(1),
+            "words": In(stream.Signature(self.word_layout)),
             "busy": Out(1), "errors": Out(32),
             "awaddr": Out(addr_bits), "awvalid": Out(1), "awready": In(1),
             "wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wvalid": Out(1),
@@ -214,31 +215,27 @@ class WordWriter(wiring.Component):
         m = Module()
         L = self.data_bits // 64
         sb = _log2(self.data_bits // 8)
-        addr = Signal(self.addr_bits)
+        # A word goes into an AW queue and a W queue at once; each channel drains its own
+        # queue, so a subordinate that takes W a cycle after AW still takes a word a cycle.
+        m.submodules.awq = awq = fifo.SyncFIFOBuffered(width=self.addr_bits - sb, depth=4)
+        lw = max(1, sb - 3)
+        m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=64 + lw, depth=4)
         pending = Signal(range(self.max_outstanding + 1))
-        aw_sent = Signal()
-        w_sent = Signal()
-        lane = addr[3:sb] if L > 1 else Const(0, 1)
-
-        can = Signal()
-        m.d.comb += can.eq(self.words.valid & (pending != self.max_outstanding))
-        m.d.comb += [
-            self.awaddr.eq(Cat(Const(0, sb), addr[sb:])),
-            self.awvalid.eq(can & ~aw_sent),
-            self.wdata.eq(Cat(*[self.words.payload] * L)),
-            self.wstrb.eq(Const(0xFF, self.data_bits // 8) << (lane * 8)),
-            self.wvalid.eq(can & ~w_sent),
-        ]
-        aw_done = Signal()
-        w_done = Signal()
-        m.d.comb += [aw_done.eq(aw_sent | (self.awvalid & self.awready)),
-                     w_done.eq(w_sent | (self.wvalid & self.wready))]
+        addr = self.words.payload.addr
         issued = Signal()
-        m.d.comb += [issued.eq(can & aw_done & w_done), self.words.ready.eq(issued)]
-        with m.If(issued):
-            m.d.sync += [aw_sent.eq(0), w_sent.eq(0), addr.eq(addr + 8)]
-        with m.Else():
-            m.d.sync += [aw_sent.eq(aw_done), w_sent.eq(w_done)]
+        m.d.comb += [
+            issued.eq(self.words.valid & awq.w_rdy & wq.w_rdy & (pending != self.max_outstanding)),
+            self.words.ready.eq(issued),
+            awq.w_en.eq(issued), awq.w_data.eq(addr[sb:]),
+            wq.w_en.eq(issued), wq.w_data.eq(Cat(self.words.payload.data,
+                                                 addr[3:sb] if L > 1 else Const(0, 1))),
+            self.awaddr.eq(Cat(Const(0, sb), awq.r_data)),
+            self.awvalid.eq(awq.r_rdy), awq.r_en.eq(self.awready),
+            self.wdata.eq(Cat(*[wq.r_data[:64]] * L)),
+            self.wstrb.eq(Const(0xFF, self.data_bits // 8) << (wq.r_data[64:] * 8) if L > 1
+                          else Const(0xFF, 8)),
+            self.wvalid.eq(wq.r_rdy), wq.r_en.eq(self.wready),
+        ]
         m.d.comb += self.bready.eq(1)
         b_fire = Signal()
         m.d.comb += b_fire.eq(self.bvalid)
@@ -246,6 +243,6 @@ class WordWriter(wiring.Component):
         with m.If(b_fire & self.bresp[1]):
             m.d.sync += self.errors.eq(self.errors + 1)
         with m.If(self.start & ~self.busy):
-            m.d.sync += [addr.eq(self.addr), self.errors.eq(0)]
-        m.d.comb += self.busy.eq(self.words.valid | (pending != 0) | aw_sent | w_sent)
+            m.d.sync += self.errors.eq(0)
+        m.d.comb += self.busy.eq(self.words.valid | (pending != 0) | awq.r_rdy | wq.r_rdy)
         return m

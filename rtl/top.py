@@ -31,10 +31,40 @@ Commands built so far (``hotline.regmap.Opcode``):
     RESULT1: valid entries in the table.
 ``CLEAR``
     Zero the counter array.
-
-The reorder and gather commands (``LOAD_HOTMAP``, ``CLASSIFY``, ``GATHER``,
-``SCATTER``, ``SET_TABLES``) are not wired into the top yet: they complete
-with ``BAD_OPCODE`` and do nothing, like an unknown opcode.
+``LOAD_HOTMAP``
+    ``COUNT`` hot-map image words (:mod:`hotline.host.hotmap`'s image, one
+    word per slot, slot address = word index) from ``ADDR_A`` into the
+    reorder unit's hot map.  ``COUNT`` above the hot map's slots is
+    ``BAD_ARGUMENT``.
+``SET_TABLES``
+    ``COUNT`` table descriptors of two 64-bit words each from ``ADDR_A``
+    (word 0: base address; word 1: row stride in bytes in bits [31:0], rows
+    in bits [63:32]) for tables ``0 .. COUNT-1`` of the gather DMA; ``ARG`` =
+    bytes per row.  A descriptor whose stride or rows do not fit the DMA's
+    registers leaves its table with 0 rows and ends the command with
+    ``BAD_ARGUMENT``.
+``CLASSIFY``
+    ``COUNT`` samples of ``ARG`` keys (``ARG`` must be ``keys_per_sample``)
+    as 64-bit words at ``ADDR_A`` through the reorder unit.  With
+    ``N = COUNT * ARG``, results at ``ADDR_B``: ``N`` remap words (sample
+    ``s``, key ``j`` at word ``s * ARG + j``: ``hot << 63 | index``, index
+    the hot slot or the cold key's ``u``; words of dropped samples are not
+    written), then ``COUNT`` words for the popular sample ids (in order),
+    ``COUNT`` for the non-popular ids, then the distinct cold keys (key
+    ``u`` at word ``u``).  RESULT0: ``popular | non_popular << 16``; RESULT1:
+    distinct cold keys, bit 30 the sample overflow, bit 31 the key overflow
+    (either ends the command with ``CAPACITY``).  A key with bits above the
+    key width ends it with ``BAD_ROW``.
+``GATHER`` / ``SCATTER``
+    ``COUNT`` (at most ``max_batch_keys``) packed keys at ``ADDR_A``: the
+    row of key ``u`` is copied to (gather) or from (scatter) the staging
+    buffer at ``ADDR_B + u * row_bytes`` by the gather DMA, with the tables
+    of ``SET_TABLES``.  The keys are read into an on-chip buffer first and
+    checked (a key with bits above the key width: ``BAD_ARGUMENT``, nothing
+    moved), then the DMA runs alone on the AXI4 master.  RESULT0: rows
+    moved; RESULT1: keys that failed; the first failure gives the status
+    (``BAD_ROW`` for a table or row out of range or a bad row size,
+    ``AXI_ERROR`` for a failed read or write; the other rows are moved).
 
 An address that is not 8-byte aligned, or that does not fit the AXI address
 width, ends a command with ``BAD_ARGUMENT`` before it touches anything.  A
@@ -54,7 +84,11 @@ from .axi import AXI4LiteSignature, AXI4Signature
 from .axi_engines import WordReader, WordWriter
 from .checks import require_config
 from .csr import CSRBlock
+from .gather import GatherDMA
+from .hotmap import hotmap_addr_bits
 from .popularity import Op, PopularityCounterArray
+from .reorder import ReorderUnit
+from ..host.gather import ErrorKind
 
 __all__ = ["HotlineTop", "READOUT_KEY_BITS", "READOUT_COUNT_SHIFT", "CSR_ADDR_BITS",
            "QUEUE_DEPTH", "DONE_DEPTH"]
@@ -123,8 +157,30 @@ class HotlineTop(wiring.Component):
                                                   id_bits=g.id_bits)
         m.submodules.writer = writer = WordWriter(addr_bits=g.addr_bits, data_bits=g.data_bits,
                                                   id_bits=g.id_bits)
-        reader.connect_axi(m, self.m_axi)
-        writer.connect_axi(m, self.m_axi)
+        m.submodules.reorder = reorder = ReorderUnit(cfg)
+        m.submodules.gather = gather = GatherDMA(cfg)
+        # The word engines and the gather DMA take turns on the AXI4 master: commands run one
+        # at a time, and a gather/scatter reads its keys before the DMA starts, so the port is
+        # switched between commands only, while every engine is idle.
+        g_sel = Signal()
+        eng = AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits,
+                            id_width=g.id_bits).create(path=("eng",))
+        reader.connect_axi(m, eng)
+        writer.connect_axi(m, eng)
+        for name, member in self.m_axi.signature.members.items():
+            port, e_port, g_port = getattr(self.m_axi, name), getattr(eng, name), getattr(gather.m_axi, name)
+            if member.flow == wiring.Out:       # manager -> subordinate
+                m.d.comb += port.eq(Mux(g_sel, g_port, e_port))
+            elif name in ("rvalid", "bvalid", "arready", "awready", "wready"):
+                m.d.comb += [e_port.eq(port & ~g_sel), g_port.eq(port & g_sel)]
+            else:
+                m.d.comb += [e_port.eq(port), g_port.eq(port)]
+        # every word the writer sends goes through a small FIFO, so its address and data stay
+        # put while AW and W are accepted one after the other
+        m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=writer.word_layout.size, depth=4)
+        m.d.comb += [writer.words.valid.eq(wq.r_rdy), writer.words.payload.eq(wq.r_data),
+                     wq.r_en.eq(writer.words.ready)]
+        wq_in = data.View(writer.word_layout, wq.w_data)
 
         # ---- capabilities ------------------------------------------------------
         m.d.comb += [
@@ -170,12 +226,15 @@ class HotlineTop(wiring.Component):
         ]
 
         # ---- command processor ----------------------------------------------------
+        T, S = r.keys_per_sample, r.beats_per_sample
+        K = k.key_bits
         cmd = Signal(desc)
         status = Signal(8)
         result0 = Signal(32)
         result1 = Signal(32)
         sent = Signal(32)                 # words taken from the reader / entries seen
         answered = Signal(32)             # estimates received
+        wptr = Signal(g.addr_bits)        # next word address of ESTIMATE / READOUT
         finish = Signal()
         m.d.comb += [
             doneq.w_data.eq(Cat(cmd.tag, status, cmd.opcode, result0, result1)),
@@ -201,15 +260,134 @@ class HotlineTop(wiring.Component):
                 ok = ok & (word[k.row_bits:k.key_bits] < k.tables)
             return ok
 
-        aligned_a = (cmd.addr_a[:3] == 0) & (cmd.addr_a[g.addr_bits:] == 0 if g.addr_bits < 64
-                                              else Const(1))
-        aligned_b = (cmd.addr_b[:3] == 0) & (cmd.addr_b[g.addr_bits:] == 0 if g.addr_bits < 64
-                                              else Const(1))
+        def fits(value, bits):
+            return value[bits:] == 0 if bits < len(value) else Const(1)
+
+        aligned_a = (cmd.addr_a[:3] == 0) & fits(cmd.addr_a, g.addr_bits)
+        aligned_b = (cmd.addr_b[:3] == 0) & fits(cmd.addr_b, g.addr_bits)
 
         keys_beat = counter.keys.payload
         word = reader.words.payload
         good = Signal()
         m.d.comb += good.eq(key_ok(word))
+
+        def put(addr, value):
+            """Push one (address, word) into the writer's FIFO (caller checks wq.w_rdy)."""
+            return [wq.w_en.eq(1), wq_in.addr.eq(addr), wq_in.data.eq(value)]
+
+        # ---- gather/scatter: key buffer and table registers ---------------------------
+        gk = gather.keys.payload
+        m.submodules.kbuf = kbuf = fifo.SyncFIFOBuffered(width=K, depth=r.max_batch_keys)
+        row_bytes = Signal(range(g.max_row_bytes + 1))
+        m.d.comb += [gather.row_bytes.eq(row_bytes), gather.staging.eq(cmd.addr_b),
+                     gather.outstanding_limit.eq(0),
+                     gather.cmd.payload.op.eq(cmd.opcode == Opcode.SCATTER),
+                     gather.cmd.payload.count.eq(cmd.count),
+                     gk.table.eq(kbuf.r_data[k.row_bits:K]), gk.row.eq(kbuf.r_data[:k.row_bits]),
+                     gk.u.eq(sent), gather.keys.valid.eq(kbuf.r_rdy & g_sel),
+                     kbuf.r_en.eq(gather.keys.ready & g_sel)]
+        with m.If(gather.keys.valid & gather.keys.ready):
+            m.d.sync += sent.eq(sent + 1)
+        base_word = Signal(64)
+        have_base = Signal()
+        tcfg = gather.table_cfg.payload
+
+        # ---- classify: pack keys into beats, serialize the outputs into the writer -------
+        n_keys = Signal(32)               # COUNT * T
+        got = Signal(32)                  # words the packer took (read or padded)
+        pos = Signal(range(T))            # key position in the sample
+        lane = Signal(range(max(2, r.lanes)))
+        samples_in = Signal(32)
+        beat_full = Signal()
+        beat_keys = Signal(data.ArrayLayout(K, r.lanes))
+        beat_last = Signal()
+        rk = reorder.keys
+        m.d.comb += [rk.valid.eq(beat_full), rk.payload.keys.eq(beat_keys),
+                     rk.payload.last.eq(beat_last)]
+        with m.If(rk.valid & rk.ready):
+            m.d.sync += beat_full.eq(0)
+        remap_base = Signal(g.addr_bits)
+        pop_base = Signal(g.addr_bits)
+        non_base = Signal(g.addr_bits)
+        cold_base = Signal(g.addr_bits)
+        cold_written = Signal(32)
+        st_seen = Signal()
+        st = Signal(reorder.layouts.status)
+        bad_keys = Signal()
+        m.d.comb += reorder.status.ready.eq(~st_seen)
+        with m.If(reorder.status.valid & ~st_seen):
+            m.d.sync += [st.eq(reorder.status.payload), st_seen.eq(1)]
+
+        class _Ser:
+            pass
+
+        sers = []
+        last_lanes = T - (S - 1) * r.lanes
+        for name, src, ids in (("pop", reorder.popular, pop_base), ("non", reorder.non_popular, non_base)):
+            z = _Ser()
+            z.src, z.ids = src, ids
+            z.have = Signal(name=f"{name}_have")
+            z.beat = Signal(reorder.layouts.sample_out, name=f"{name}_beat")
+            z.idx = Signal(32, name=f"{name}_idx")           # sid * T + b * W
+            z.b = Signal(range(S), name=f"{name}_b")         # beat in the sample (next to load)
+            z.lane = Signal(range(max(2, r.lanes)), name=f"{name}_lane")
+            z.nvalid = Signal(range(r.lanes + 1), name=f"{name}_nvalid")
+            z.id_phase = Signal(name=f"{name}_id_phase")
+            z.n_ids = Signal(32, name=f"{name}_n_ids")
+            z.req = Signal(name=f"{name}_req")
+            z.addr = Signal(g.addr_bits, name=f"{name}_addr")
+            z.word = Signal(64, name=f"{name}_word")
+            z.grant = Signal(name=f"{name}_grant")
+            # the next beat loads in the cycle the last word of this one is granted
+            z.done_now = Signal(name=f"{name}_done_now")
+            m.d.comb += z.done_now.eq(z.grant & (z.id_phase | ((z.lane == z.nvalid - 1) & ~z.beat.last)))
+            m.d.comb += src.ready.eq(~z.have | z.done_now)
+            entry = z.beat.keys[z.lane]
+            m.d.comb += [
+                z.req.eq(z.have),
+                z.addr.eq(Mux(z.id_phase, z.ids + (z.n_ids << 3),
+                              remap_base + ((z.idx + z.lane) << 3))),
+                z.word.eq(Mux(z.id_phase, z.beat.sid, Cat(entry.index, Const(0, 63 - len(entry.index)),
+                                                          entry.hot))),
+            ]
+            with m.If(z.grant):
+                with m.If(z.id_phase):
+                    m.d.sync += [z.n_ids.eq(z.n_ids + 1), z.have.eq(0)]
+                with m.Elif(z.lane == z.nvalid - 1):
+                    with m.If(z.beat.last):
+                        m.d.sync += z.id_phase.eq(1)
+                    with m.Else():
+                        m.d.sync += z.have.eq(0)
+                with m.Else():
+                    m.d.sync += z.lane.eq(z.lane + 1)
+            with m.If(src.valid & src.ready):
+                p = src.payload
+                m.d.sync += [z.have.eq(1), z.beat.eq(p), z.lane.eq(0), z.id_phase.eq(0),
+                             z.idx.eq(p.sid * T + z.b * r.lanes),
+                             z.nvalid.eq(Mux(p.last, last_lanes, r.lanes)),
+                             z.b.eq(Mux(p.last, 0, z.b + 1))]
+            sers.append(z)
+        cold = reorder.cold
+        cls_active = Signal()
+        cold_grant = Signal()
+        m.d.comb += cold.ready.eq(cold_grant)
+        with m.If(cls_active & wq.w_rdy):
+            with m.If(cold.valid):
+                m.d.comb += [cold_grant.eq(1),
+                             *put(cold_base + (cold.payload.u << 3), cold.payload.keys[0])]
+            with m.Elif(sers[0].req):
+                m.d.comb += [sers[0].grant.eq(1), *put(sers[0].addr, sers[0].word)]
+            with m.Elif(sers[1].req):
+                m.d.comb += [sers[1].grant.eq(1), *put(sers[1].addr, sers[1].word)]
+        with m.If(cold_grant):
+            m.d.sync += cold_written.eq(cold_written + 1)
+        # packer: one key per cycle from the reader (or a 0 for each word a failed read lost)
+        pad = Signal()
+        m.d.comb += pad.eq(~reader.busy & ~reader.start & (got != n_keys))
+        in_valid = Signal()
+        in_word = Signal(64)
+        in_take = Signal()
+        m.d.comb += [in_valid.eq(Mux(pad, 1, reader.words.valid)), in_word.eq(Mux(pad, 0, word))]
 
         with m.FSM(name="cmd"):
             with m.State("IDLE"):
@@ -217,10 +395,14 @@ class HotlineTop(wiring.Component):
                 with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
                     m.d.comb += cmdq.r_en.eq(1)
                     m.d.sync += [cmd.eq(cmdq.r_data), status.eq(Status.OK), result0.eq(0),
-                                 result1.eq(0), sent.eq(0), answered.eq(0)]
+                                 result1.eq(0), sent.eq(0), answered.eq(0), got.eq(0), pos.eq(0),
+                                 lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
+                                 bad_keys.eq(0), have_base.eq(0),
+                                 sers[0].n_ids.eq(0), sers[1].n_ids.eq(0)]
                     m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += busy.eq(1)
+                m.d.sync += wptr.eq(cmd.addr_b)
                 with m.Switch(cmd.opcode):
                     with m.Case(Opcode.NOP):
                         m.next = "FINISH"
@@ -238,18 +420,51 @@ class HotlineTop(wiring.Component):
                             m.next = "FINISH"
                         with m.Else():
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
-                                         reader.count.eq(cmd.count),
-                                         writer.start.eq(1), writer.addr.eq(cmd.addr_b)]
+                                         reader.count.eq(cmd.count), writer.start.eq(1)]
                             m.next = "ESTIMATE"
                     with m.Case(Opcode.READOUT):
                         with m.If(~aligned_b):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
-                            m.d.comb += [writer.start.eq(1), writer.addr.eq(cmd.addr_b)]
+                            m.d.comb += writer.start.eq(1)
                             m.next = "READOUT_OP"
                     with m.Case(Opcode.CLEAR):
                         m.next = "CLEAR_OP"
+                    with m.Case(Opcode.LOAD_HOTMAP):
+                        with m.If(~aligned_a | (cmd.count > r.hotmap_capacity)):
+                            m.d.sync += status.eq(Status.BAD_ARGUMENT)
+                            m.next = "FINISH"
+                        with m.Else():
+                            m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
+                                         reader.count.eq(cmd.count)]
+                            m.next = "LOADMAP"
+                    with m.Case(Opcode.SET_TABLES):
+                        with m.If(~aligned_a | (cmd.count > k.tables) | (cmd.arg == 0) |
+                                  (cmd.arg > g.max_row_bytes)):
+                            m.d.sync += status.eq(Status.BAD_ARGUMENT)
+                            m.next = "FINISH"
+                        with m.Else():
+                            m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
+                                         reader.count.eq(cmd.count << 1)]
+                            m.d.sync += row_bytes.eq(cmd.arg)
+                            m.next = "TABLES"
+                    with m.Case(Opcode.CLASSIFY):
+                        with m.If(~aligned_a | ~aligned_b | (cmd.arg != T) | (cmd.count == 0) |
+                                  (cmd.count[20:] != 0)):
+                            m.d.sync += status.eq(Status.BAD_ARGUMENT)
+                            m.next = "FINISH"
+                        with m.Else():
+                            m.d.sync += [n_keys.eq(cmd.count * T), remap_base.eq(cmd.addr_b)]
+                            m.next = "CLS_PREP0"
+                    with m.Case(Opcode.GATHER, Opcode.SCATTER):
+                        with m.If(~aligned_a | ~aligned_b | (cmd.count > r.max_batch_keys)):
+                            m.d.sync += status.eq(Status.BAD_ARGUMENT)
+                            m.next = "FINISH"
+                        with m.Else():
+                            m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
+                                         reader.count.eq(cmd.count)]
+                            m.next = "GKEYS"
                     with m.Default():
                         m.d.sync += status.eq(Status.BAD_OPCODE)
                         m.next = "FINISH"
@@ -285,13 +500,11 @@ class HotlineTop(wiring.Component):
                     with m.If(~good):
                         m.d.sync += result1.eq(result1 + 1)
                 est = counter.estimates.payload
-                m.d.comb += [
-                    writer.words.valid.eq(counter.estimates.valid),
-                    writer.words.payload.eq(Mux(est.mask[0], est.counts[0], Const((1 << 64) - 1, 64))),
-                    counter.estimates.ready.eq(writer.words.ready),
-                ]
-                with m.If(counter.estimates.valid & counter.estimates.ready):
-                    m.d.sync += [answered.eq(answered + 1), result0.eq(result0 + 1)]
+                m.d.comb += counter.estimates.ready.eq(wq.w_rdy)
+                with m.If(counter.estimates.valid & wq.w_rdy):
+                    m.d.comb += put(wptr, Mux(est.mask[0], est.counts[0], Const((1 << 64) - 1, 64)))
+                    m.d.sync += [answered.eq(answered + 1), result0.eq(result0 + 1),
+                                 wptr.eq(wptr + 8)]
                 with m.If(~reader.busy & (answered == sent) & ~counter.estimates.valid):
                     m.next = "DRAIN"
 
@@ -307,15 +520,12 @@ class HotlineTop(wiring.Component):
                             ro.valid)
                 room = Signal()
                 m.d.comb += room.eq(sent < cmd.count)
-                m.d.comb += [
-                    writer.words.valid.eq(counter.readout.valid & room),
-                    writer.words.payload.eq(entry),
-                    counter.readout.ready.eq(~room | writer.words.ready),
-                ]
+                m.d.comb += counter.readout.ready.eq(~room | wq.w_rdy)
                 with m.If(counter.readout.valid & counter.readout.ready):
                     m.d.sync += sent.eq(sent + 1)
                     with m.If(room):
-                        m.d.sync += result0.eq(result0 + 1)
+                        m.d.comb += put(wptr, entry)
+                        m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8)]
                     with m.If(ro.valid):
                         m.d.sync += result1.eq(result1 + 1)
                     with m.If(ro.last):
@@ -326,14 +536,127 @@ class HotlineTop(wiring.Component):
                 with m.If(counter.keys.ready):
                     m.next = "DRAIN"
 
+            with m.State("LOADMAP"):
+                m.d.comb += busy.eq(1)
+                ld = reorder.load.payload
+                m.d.comb += [reorder.load.valid.eq(reader.words.valid),
+                             reader.words.ready.eq(reorder.load.ready),
+                             ld.addr.eq(sent), ld.data.eq(word)]
+                with m.If(reader.words.valid & reader.words.ready):
+                    m.d.sync += [sent.eq(sent + 1), result0.eq(result0 + 1)]
+                with m.If(~reader.busy & ~reader.start):
+                    m.next = "DRAIN"
+
+            with m.State("TABLES"):
+                m.d.comb += busy.eq(1)
+                stride_ok = fits(word[:32], g.stride_bits)
+                rows_ok = word[32:] <= (1 << k.row_bits)
+                m.d.comb += [
+                    tcfg.table.eq(sent), tcfg.base.eq(base_word),
+                    tcfg.stride.eq(word[:32]),
+                    tcfg.rows.eq(Mux(stride_ok & rows_ok, word[32:], 0)),
+                    gather.table_cfg.valid.eq(have_base & reader.words.valid),
+                    reader.words.ready.eq(~have_base | gather.table_cfg.ready),
+                ]
+                with m.If(reader.words.valid & reader.words.ready):
+                    with m.If(~have_base):
+                        m.d.sync += [base_word.eq(word), have_base.eq(1)]
+                    with m.Else():
+                        m.d.sync += [have_base.eq(0), sent.eq(sent + 1), result0.eq(result0 + 1)]
+                        with m.If(~stride_ok | ~rows_ok | ~fits(base_word, g.addr_bits)):
+                            m.d.sync += [status.eq(Status.BAD_ARGUMENT), result1.eq(result1 + 1)]
+                with m.If(~reader.busy & ~reader.start):
+                    m.next = "DRAIN"
+
+            with m.State("CLS_PREP0"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += pop_base.eq(remap_base + (n_keys << 3))
+                m.next = "CLS_PREP1"
+            with m.State("CLS_PREP1"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += [non_base.eq(pop_base + (cmd.count << 3)),
+                             cold_base.eq(pop_base + (cmd.count << 4))]
+                m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
+                             reader.count.eq(n_keys)]
+                m.next = "CLASSIFY"
+            with m.State("CLASSIFY"):
+                m.d.comb += [busy.eq(1), cls_active.eq(1)]
+                m.d.comb += [in_take.eq(in_valid & (got != n_keys) & (~beat_full | rk.ready)),
+                             reader.words.ready.eq(~pad & (~beat_full | rk.ready))]
+                with m.If(in_take):
+                    m.d.sync += [got.eq(got + 1), beat_keys[lane].eq(in_word[:K])]
+                    with m.If(in_word[K:] != 0):
+                        m.d.sync += bad_keys.eq(1)
+                    end_sample = pos == T - 1
+                    with m.If((lane == r.lanes - 1) | end_sample):
+                        m.d.sync += [beat_full.eq(1), lane.eq(0),
+                                     beat_last.eq(end_sample & (samples_in == cmd.count - 1))]
+                    with m.Else():
+                        m.d.sync += lane.eq(lane + 1)
+                    with m.If(end_sample):
+                        m.d.sync += [pos.eq(0), samples_in.eq(samples_in + 1)]
+                    with m.Else():
+                        m.d.sync += pos.eq(pos + 1)
+                outputs_idle = ~sers[0].have & ~sers[1].have & ~reorder.popular.valid & \
+                    ~reorder.non_popular.valid & ~cold.valid
+                with m.If(st_seen & (got == n_keys) & ~beat_full & outputs_idle &
+                          (cold_written == st.cold)):
+                    m.d.sync += [result0.eq(st.popular | (st.non_popular << 16)),
+                                 result1.eq(st.cold | (st.sample_overflow << 30) |
+                                            (st.key_overflow << 31))]
+                    with m.If(bad_keys):
+                        m.d.sync += status.eq(Status.BAD_ROW)
+                    with m.Elif(st.sample_overflow | st.key_overflow):
+                        m.d.sync += status.eq(Status.CAPACITY)
+                    m.next = "DRAIN"
+
+            with m.State("GKEYS"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += [kbuf.w_en.eq(reader.words.valid), kbuf.w_data.eq(word[:K]),
+                             reader.words.ready.eq(1)]   # kbuf holds max_batch_keys: never full
+                with m.If(reader.words.valid & (word[K:] != 0)):
+                    m.d.sync += status.eq(Status.BAD_ARGUMENT)
+                with m.If(~reader.busy & ~reader.start):
+                    with m.If(reader.errors != 0):
+                        m.d.sync += [status.eq(Status.AXI_ERROR), result1.eq(reader.errors)]
+                        m.next = "GDISCARD"
+                    with m.Elif(status != Status.OK):
+                        m.next = "GDISCARD"
+                    with m.Else():
+                        m.next = "GCMD"
+            with m.State("GDISCARD"):
+                m.d.comb += [busy.eq(1), kbuf.r_en.eq(1)]
+                with m.If(kbuf.level == 0):
+                    m.next = "FINISH"
+            with m.State("GCMD"):
+                m.d.comb += [busy.eq(1), gather.cmd.valid.eq(1)]
+                m.d.sync += g_sel.eq(1)
+                with m.If(gather.cmd.ready):
+                    m.next = "GRUN"
+            with m.State("GRUN"):
+                m.d.comb += [busy.eq(1), gather.done.ready.eq(1)]
+                d = gather.done.payload
+                with m.If(gather.done.valid):
+                    m.d.sync += [g_sel.eq(0), result0.eq(d.rows_moved), result1.eq(d.errors)]
+                    with m.If(d.errors != 0):
+                        with m.If((d.first_error_kind == ErrorKind.READ) |
+                                  (d.first_error_kind == ErrorKind.WRITE)):
+                            m.d.sync += status.eq(Status.AXI_ERROR)
+                        with m.Else():
+                            m.d.sync += status.eq(Status.BAD_ROW)
+                    m.next = "FINISH"
+
             with m.State("DRAIN"):
-                # the command's effects are complete: the counter idle, every write answered
+                # the command's effects are complete: the units idle, every write answered
                 m.d.comb += busy.eq(1)
                 # an engine's error count is zeroed when a command starts it: count only
                 # the engines this command used
-                uses_reader = (cmd.opcode == Opcode.LEARN) | (cmd.opcode == Opcode.ESTIMATE)
-                uses_writer = (cmd.opcode == Opcode.ESTIMATE) | (cmd.opcode == Opcode.READOUT)
-                with m.If(~counter.busy & ~writer.busy & ~reader.busy):
+                op = cmd.opcode
+                uses_reader = ((op == Opcode.LEARN) | (op == Opcode.ESTIMATE) |
+                               (op == Opcode.LOAD_HOTMAP) | (op == Opcode.SET_TABLES) |
+                               (op == Opcode.CLASSIFY))
+                uses_writer = (op == Opcode.ESTIMATE) | (op == Opcode.READOUT) | (op == Opcode.CLASSIFY)
+                with m.If(~counter.busy & ~writer.busy & ~reader.busy & ~wq.r_rdy):
                     with m.If((uses_reader & (reader.errors != 0)) |
                               (uses_writer & (writer.errors != 0))):
                         m.d.sync += status.eq(Status.AXI_ERROR)
@@ -361,7 +684,11 @@ class HotlineTop(wiring.Component):
         counter_reg(csr.perf_axi_rd_bytes_value, Mux(rd_fire, bb, 0))
         counter_reg(csr.perf_axi_wr_beats_value, wr_fire)
         counter_reg(csr.perf_axi_wr_bytes_value, Mux(wr_fire, wbytes, 0))
-        # the reorder unit and the gather DMA are not in the top yet: their counters read 0
-        m.d.comb += [csr.perf_reorder_busy_value.eq(0), csr.perf_reorder_stall_value.eq(0),
-                     csr.perf_gather_busy_value.eq(0), csr.perf_gather_stall_value.eq(0)]
+        cls_busy = Signal()
+        m.d.comb += cls_busy.eq(cls_active | reorder.popular.valid | reorder.non_popular.valid |
+                                reorder.cold.valid | rk.valid)
+        counter_reg(csr.perf_reorder_busy_value, cls_busy)
+        counter_reg(csr.perf_reorder_stall_value, rk.valid & ~rk.ready)
+        counter_reg(csr.perf_gather_busy_value, gather.busy)
+        counter_reg(csr.perf_gather_stall_value, gather.keys.valid & ~gather.keys.ready)
         return m

@@ -245,14 +245,27 @@ async def test_learn_readout_estimate(dut):
 
 @cocotb.test()
 async def test_bad_commands_change_nothing(dut):
-    """Unknown opcodes, misaligned or too-wide addresses, commands not wired yet."""
+    """Unknown opcodes, misaligned or too-wide addresses, arguments out of range."""
     tb, cfg, rng = await _start(dut)
     tb.put_words(0x2000, zipf_keys(cfg, rng, 64))
     before = tb.mem.copy()
-    for op in (200, 255, Opcode.CLASSIFY, Opcode.GATHER, Opcode.SCATTER, Opcode.LOAD_HOTMAP,
-               Opcode.SET_TABLES):
+    for op in (200, 255, 10):
         got = await tb.run(op, tag=7, addr_a=0x2000, addr_b=0x8000, count=64)
         assert got == (7, Status.BAD_OPCODE, op, 0, 0), got
+    r = cfg.reorder
+    T = r.keys_per_sample
+    for op, kw in ((Opcode.CLASSIFY, {"count": 4, "arg": T + 1}),          # wrong sample width
+                   (Opcode.CLASSIFY, {"count": 0, "arg": T}),              # empty batch
+                   (Opcode.CLASSIFY, {"count": 4, "arg": T, "addr_b": 0x8004}),
+                   (Opcode.GATHER, {"count": r.max_batch_keys + 1}),       # over the key buffer
+                   (Opcode.SCATTER, {"count": 4, "addr_a": 0x2002}),
+                   (Opcode.LOAD_HOTMAP, {"count": r.hotmap_capacity + 1}),
+                   (Opcode.SET_TABLES, {"count": cfg.keys.tables + 1, "arg": 64}),
+                   (Opcode.SET_TABLES, {"count": 1, "arg": 0}),            # row bytes 0
+                   (Opcode.SET_TABLES, {"count": 1, "arg": cfg.gather.max_row_bytes + 1})):
+        args = {"addr_a": 0x2000, "addr_b": 0x8000, **kw}
+        got = await tb.run(op, tag=9, **args)
+        assert got == (9, Status.BAD_ARGUMENT, op, 0, 0), (op, kw, got)
     for kw in ({"addr_a": 0x2004}, {"addr_a": 0x2001}):
         got = await tb.run(Opcode.LEARN, count=4, **kw)
         assert got[1] == Status.BAD_ARGUMENT
@@ -383,3 +396,111 @@ async def test_perf_counters(dut):
     await tb.write(regmap.PERF_CTRL, 1)
     assert await tb.read(regmap.PERF_AXI_RD_BEATS) == 0
 
+
+
+@cocotb.test()
+async def test_flow_learn_to_scatter(dut):
+    """learn -> readout -> load hot map -> classify -> set tables -> gather -> scatter, every
+    result against the golden models and every byte of host memory accounted for; then an
+    AXI error during a gather and during a classify end with AXI_ERROR."""
+    from ..host.hotmap import HotMap
+    from ..host.reorder import classify
+    tb, cfg, rng = await _start(dut)
+    k, r, g = cfg.keys, cfg.reorder, cfg.gather
+    T = r.keys_per_sample
+    golden = PopularityCounter(cfg)
+    # learn a skewed stream, pick the hot set from the readout as the driver does
+    stream = zipf_keys(cfg, rng, 600, a=1.3)
+    tb.put_words(0x1000, stream)
+    got = await tb.run(Opcode.LEARN, addr_a=0x1000, count=stream.size)
+    assert got[1:4] == (Status.OK, Opcode.LEARN, stream.size)
+    golden.learn(stream)
+    ro_at = 0x8000
+    got = await tb.run(Opcode.READOUT, addr_b=ro_at, count=cfg.counter.hh_entries)
+    assert np.array_equal(tb.get_words(ro_at, cfg.counter.hh_entries), entries_of(golden))
+    hot = golden.hot_set(1 << 20, 1)
+    hm = HotMap.build(cfg, hot)
+    img_at = 0x10000
+    tb.put_words(img_at, hm.image)
+    got = await tb.run(Opcode.LOAD_HOTMAP, addr_a=img_at, count=hm.image.size)
+    assert got[1:4] == (Status.OK, Opcode.LOAD_HOTMAP, hm.image.size)
+    # classify a batch drawn from the same distribution (some samples all hot)
+    B = 24
+    keys = zipf_keys(cfg, rng, B * T, a=1.6).reshape(B, T)
+    keys[:3] = rng.choice(hot, (3, T))                      # popular samples for sure
+    cb = classify(cfg, hm, keys)
+    k_at, out_at = 0x20000, 0x30000
+    tb.put_words(k_at, keys.ravel())
+    before = tb.mem.copy()
+    got = await tb.run(Opcode.CLASSIFY, tag=3, addr_a=k_at, addr_b=out_at, count=B, arg=T)
+    U = cb.cold_keys.size
+    assert got == (3, Status.OK, Opcode.CLASSIFY, cb.popular.size | cb.non_popular.size << 16, U), got
+    remap = cb.hot.astype(np.uint64) << np.uint64(63) | cb.index.astype(np.uint64)
+    expect = before.copy()
+    words = {out_at: remap.ravel(), out_at + 8 * B * T: cb.popular.astype(np.uint64),
+             out_at + 8 * (B * T + B): cb.non_popular.astype(np.uint64),
+             out_at + 8 * (B * T + 2 * B): cb.cold_keys}
+    for at, w in words.items():
+        expect[at:at + 8 * w.size] = w.view(np.uint8)
+    assert np.array_equal(tb.mem, expect), "classify wrote other bytes than its results"
+    # the gather DMA: tables in host memory, rows of 24 bytes (not a multiple of the bus)
+    rows_n, rb = 50, 24
+    bases = [0x40000 + t * 0x1000 for t in range(k.tables)]
+    table_rows = {}
+    for t, base in enumerate(bases):
+        data = rng.integers(0, 256, rows_n * rb, dtype=np.uint8)
+        tb.mem[base:base + data.size] = data
+        table_rows[t] = data.reshape(rows_n, rb)
+    desc = np.zeros((k.tables, 2), dtype=np.uint64)
+    desc[:, 0] = bases
+    desc[:, 1] = rb | rows_n << 32
+    tb.put_words(0x3F000, desc.ravel())
+    got = await tb.run(Opcode.SET_TABLES, addr_a=0x3F000, count=k.tables, arg=rb)
+    assert got[1:4] == (Status.OK, Opcode.SET_TABLES, k.tables)
+    cold = cb.cold_keys
+    cold = cold[(cold & np.uint64((1 << k.row_bits) - 1)) < rows_n]   # rows that exist
+    ck_at, stage = 0x38000, 0x60000
+    tb.put_words(ck_at, cold)
+    before = tb.mem.copy()
+    got = await tb.run(Opcode.GATHER, addr_a=ck_at, addr_b=stage, count=cold.size)
+    assert got[1:] == (Status.OK, Opcode.GATHER, cold.size, 0), got
+    t_of = (cold >> np.uint64(k.row_bits)).astype(int)
+    r_of = (cold & np.uint64((1 << k.row_bits) - 1)).astype(int)
+    exp_rows = np.stack([table_rows[t][i] for t, i in zip(t_of, r_of)]) if cold.size else \
+        np.zeros((0, rb), np.uint8)
+    expect = before.copy()
+    expect[stage:stage + cold.size * rb] = exp_rows.ravel()
+    assert np.array_equal(tb.mem, expect), "gather wrote other bytes than its rows"
+    # scatter new rows back
+    new = rng.integers(0, 256, (cold.size, rb), dtype=np.uint8)
+    tb.mem[stage:stage + new.size] = new.ravel()
+    before = tb.mem.copy()
+    got = await tb.run(Opcode.SCATTER, addr_a=ck_at, addr_b=stage, count=cold.size)
+    assert got[1:] == (Status.OK, Opcode.SCATTER, cold.size, 0), got
+    expect = before.copy()
+    for j, (t, i) in enumerate(zip(t_of, r_of)):
+        expect[bases[t] + i * rb:bases[t] + (i + 1) * rb] = new[j]
+    assert np.array_equal(tb.mem, expect), "scatter wrote other bytes than its rows"
+    # a row out of range: BAD_ROW, the other rows still move
+    bad = np.array([cold[0], rows_n], dtype=np.uint64)       # table 0, row rows_n
+    tb.put_words(ck_at, bad)
+    got = await tb.run(Opcode.GATHER, addr_a=ck_at, addr_b=stage, count=2)
+    assert got[1:] == (Status.BAD_ROW, Opcode.GATHER, 1, 1), got
+    # AXI errors: a table row that answers SLVERR, a key array that answers SLVERR
+    tb.put_words(ck_at, cold[:4])
+    lo = bases[int(t_of[1])] + int(r_of[1]) * rb
+    tb.ram.faults[:] = [(lo, lo + rb)]
+    got = await tb.run(Opcode.GATHER, addr_a=ck_at, addr_b=stage, count=4)
+    assert got[1] == Status.AXI_ERROR and got[3] <= 3 and got[4] >= 1, got
+    tb.ram.faults[:] = [(k_at + 8 * 5, k_at + 8 * 6)]
+    before = tb.mem.copy()
+    got = await tb.run(Opcode.CLASSIFY, addr_a=k_at, addr_b=out_at, count=B, arg=T)
+    assert got[1] == Status.AXI_ERROR, got
+    tb.ram.faults.clear()
+    # it wrote only inside its result regions
+    changed = np.flatnonzero(tb.mem != before)
+    end = out_at + 8 * (B * T + 2 * B + r.max_batch_keys)
+    assert changed.size == 0 or (changed.min() >= out_at and changed.max() < end)
+    # and the device still works: the same classify again gives the same results
+    got = await tb.run(Opcode.CLASSIFY, tag=4, addr_a=k_at, addr_b=out_at, count=B, arg=T)
+    assert got == (4, Status.OK, Opcode.CLASSIFY, cb.popular.size | cb.non_popular.size << 16, U)

@@ -81,7 +81,7 @@ def test_detect_format():
     (["--train-config", "/no/such.yaml"], "does not exist"),
     (["--config", "/no/such/hw.yaml"], "does not exist"),
     (["--hot-budget", "lots"], "--hot-budget"),
-    (["--backend", "sim"], "'sim' is not available yet"),
+    (["--backend", "gpu"], "unknown accelerator backend 'gpu'"),
     (["--batch-size", "0"], "train.batch_size"),
     (["--samples", "100", "--batch-size", "256"], "fewer than one batch"),
 ], ids=["data", "train-config", "hw-config", "budget", "backend", "batch", "too-few"])
