@@ -389,8 +389,12 @@ def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -
     if backend == "sim":
         from .sim import SimTop
         top = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + (1 << 16))
-        return DeviceAccelerator(cfg, Device(top, cfg, scratch_bytes=scratch), backend="sim",
-                                 transport_owner=top)
+        try:
+            dev = Device(top, cfg, scratch_bytes=scratch)
+        except BaseException:
+            top.close()
+            raise
+        return DeviceAccelerator(cfg, dev, backend="sim", transport_owner=top)
     regs, mem = os.environ.get("HOTLINE_FPGA_REGS"), os.environ.get("HOTLINE_FPGA_MEM")
     if not regs or not mem:
         raise BackendUnavailable(
@@ -398,5 +402,9 @@ def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -
             "BAR's resource0 or a UIO node) and HOTLINE_FPGA_MEM (the DMA-able host buffer; "
             "HOTLINE_FPGA_MEM_BASE its bus address)")
     t = MMIOTransport(regs, mem, int(os.environ.get("HOTLINE_FPGA_MEM_BASE", "0"), 0))
-    return DeviceAccelerator(cfg, Device(t, cfg, scratch_bytes=scratch), backend="fpga",
-                             transport_owner=t)
+    try:
+        dev = Device(t, cfg, scratch_bytes=scratch)
+    except BaseException:
+        t.close()
+        raise
+    return DeviceAccelerator(cfg, dev, backend="fpga", transport_owner=t)

@@ -49,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hybrid, hybrid-dedup, device, hotline, compare (hybrid and hotline, "
                              "the default) or all (the four)")
     parser.add_argument("--backend", default="golden",
-                        help="accelerator driver backend (only 'golden' is built so far)")
+                        help="accelerator driver backend: golden (the bit-exact models), sim (the "
+                             "accelerator's Verilog in Verilator, with the hardware's own sizes: "
+                             "-c or the ecp5-85f profile) or fpga (a board: HOTLINE_FPGA_REGS, "
+                             "HOTLINE_FPGA_MEM)")
     parser.add_argument("-c", "--config", metavar="HW_YAML",
                         help="hardware config YAML (default: derived to fit the run)")
     parser.add_argument("--train-config", metavar="TRAIN_YAML",
@@ -291,6 +294,15 @@ def _run(args) -> int:
     print(format_table(results))
     for k, v in comparison.items():
         print(f"{k}: {_fmt(v)}")
+    for mode, res in results.items():
+        hm = (res.get("capacity") or {}).get("hot_map")
+        if hm:
+            print(f"{mode}: the hardware's hot map bound the run: {hm['hot_rows_loaded']:,} of "
+                  f"{hm['hot_rows_chosen']:,} chosen hot rows loaded ({hm['hot_map_slots']:,} slots); "
+                  f"popular samples {res.get('popular_fraction')}")
+        if res.get("overflow_batches"):
+            print(f"{mode}: {res['overflow_batches']} batches exceeded the reorder unit's limits "
+                  f"and trained through the hybrid path")
     print(f"run folder: {folder}")
     return 0
 

@@ -10,7 +10,7 @@ as ``IRQ_ENABLE`` says.  Because commands run strictly in order, a command
 sees every effect of the commands before it: the device enforces the ordering
 that keeps training exact.
 
-Commands built so far (``hotline.regmap.Opcode``):
+Commands (``hotline.regmap.Opcode``):
 
 ``NOP``
     Completes OK.
@@ -65,6 +65,16 @@ Commands built so far (``hotline.regmap.Opcode``):
     moved; RESULT1: keys that failed; the first failure gives the status
     (``BAD_ROW`` for a table or row out of range or a bad row size,
     ``AXI_ERROR`` for a failed read or write; the other rows are moved).
+
+Host memory: the key reader (:class:`~hotline.rtl.axi_engines.WordReader`),
+the addressed word writer (:class:`~hotline.rtl.axi_engines.WordWriter`,
+behind a 4-entry FIFO) and the gather DMA share the one AXI4 master; the
+engines own it except while a ``GATHER``/``SCATTER`` runs its rows, and the
+port is switched only between commands, with every engine idle, so no
+arbiter is needed.  A ``CLASSIFY`` serializes the reorder unit's outputs
+(cold keys first, then popular, then non-popular words) into the writer, one
+word a cycle; its results land at addresses computed from the sample id, so
+the outputs' interleaving does not matter.
 
 An address that is not 8-byte aligned, or that does not fit the AXI address
 width, ends a command with ``BAD_ARGUMENT`` before it touches anything.  A

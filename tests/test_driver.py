@@ -271,12 +271,22 @@ def test_state_dict_round_trip(rng):
         GoldenAccelerator(small_cfg(max_batch_keys=512)).load_state_dict(a.state_dict())
 
 
-def test_make_accelerator_backends(monkeypatch):
+def test_make_accelerator_backends(monkeypatch, tmp_path):
     assert isinstance(make_accelerator("golden", small_cfg()), GoldenAccelerator)
     # fpga: without a device named in the environment, a clear error (no board here)
     for var in ("HOTLINE_FPGA_REGS", "HOTLINE_FPGA_MEM"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(BackendUnavailable, match="fpga backend needs a device: set HOTLINE_FPGA_REGS"):
+        make_accelerator("fpga", small_cfg())
+    # files that are not a device: the register-level driver finds no accelerator behind them
+    from hotline import regmap
+    from hotline.host.device import DeviceError
+    regs, mem = tmp_path / "resource0", tmp_path / "dma"
+    regs.write_bytes(bytes(1 << regmap.ADDRESS_BITS))
+    mem.write_bytes(bytes(1 << 16))
+    monkeypatch.setenv("HOTLINE_FPGA_REGS", str(regs))
+    monkeypatch.setenv("HOTLINE_FPGA_MEM", str(mem))
+    with pytest.raises(DeviceError, match="no Hotline accelerator: ID reads 0x00000000"):
         make_accelerator("fpga", small_cfg())
     with pytest.raises(BackendUnavailable, match="unknown accelerator backend 'gpu'"):
         make_accelerator("gpu", small_cfg())
