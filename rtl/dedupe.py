@@ -129,10 +129,15 @@ class DedupeEngine(wiring.Component):
         # ---- outputs: small LUT-RAM FIFOs ---------------------------------------------------
         m.submodules.uvec_fifo = ufifo = fifo.SyncFIFO(width=dedupe_uvec_layout(cfg).size, depth=16)
         m.submodules.cold_fifo = cfifo = fifo.SyncFIFO(width=dedupe_cold_layout(cfg).size, depth=16)
-        m.d.comb += [
-            self.uvec.valid.eq(ufifo.r_rdy), self.uvec.payload.eq(ufifo.r_data), ufifo.r_en.eq(self.uvec.ready),
-            self.cold.valid.eq(cfifo.r_rdy), self.cold.payload.eq(cfifo.r_data), cfifo.r_en.eq(self.cold.ready),
-        ]
+        # Each goes out through a head register: consumers see flip-flops, not the LUT RAM's
+        # read multiplexer.
+        for src, port in ((ufifo, self.uvec), (cfifo, self.cold)):
+            load = Signal()
+            m.d.comb += [load.eq(src.r_rdy & (~port.valid | port.ready)), src.r_en.eq(load)]
+            with m.If(load):
+                m.d.sync += [port.valid.eq(1), port.payload.eq(src.r_data)]
+            with m.Elif(port.ready):
+                m.d.sync += port.valid.eq(0)
         # Registered "room": at most one push per FIFO per cycle, so a level below depth-1
         # now leaves room next cycle too.
         adv = Signal()
@@ -196,7 +201,10 @@ class DedupeEngine(wiring.Component):
         wipe_ctr = Signal(bbits)
         cur_epoch = Signal(E)   # batch of the last decided key (0: none since the last wipe)
         next_u = Signal(range(MAXK + 1))
-        at_max = Signal()
+        nu_p1 = Signal(range(MAXK + 2), init=1)   # next_u + 1
+        at_max = Signal()                          # next_u == MAXK
+        at_max_p1 = Signal(init=int(MAXK == 1))    # next_u + 1 == MAXK
+        s3_newb = Signal()   # S3's key is the first since a wipe or of a new batch
         dropping = Signal()
 
         # ---- S3: decide ----------------------------------------------------------------------
@@ -224,7 +232,7 @@ class DedupeEngine(wiring.Component):
         first_free = Signal(DW)  # one-hot lowest free way
         m.d.comb += first_free.eq(free & (~free + 1))
         new_batch = Signal()
-        m.d.comb += new_batch.eq(it3.epoch != cur_epoch)
+        m.d.comb += new_batch.eq(s3_newb)
         nu = Signal.like(next_u)
         full = Signal()
         drop = Signal()
@@ -257,11 +265,18 @@ class DedupeEngine(wiring.Component):
         with m.Elif(claim):
             m.d.comb += tw.en.eq(first_free)
 
+        # The count after this key, as multiplexers over registered next_u + 1 and the
+        # registered comparisons with max_batch_keys (no adder or compare after the decision).
         count_after = Signal.like(next_u)
-        m.d.comb += count_after.eq(nu + claim)
+        m.d.comb += count_after.eq(Mux(new_batch, claim, Mux(claim, nu_p1, next_u)))
         with m.If(decided):
-            m.d.sync += [cur_epoch.eq(it3.epoch), next_u.eq(count_after),
-                         at_max.eq(count_after == MAXK), dropping.eq(drop | over)]
+            m.d.sync += [
+                cur_epoch.eq(it3.epoch), next_u.eq(count_after), dropping.eq(drop | over),
+                nu_p1.eq(Mux(new_batch, Mux(claim, 2, 1), Mux(claim, nu_p1 + 1, nu_p1))),
+                at_max.eq(Mux(new_batch, Mux(claim, int(MAXK == 1), 0), Mux(claim, at_max_p1, at_max))),
+                at_max_p1.eq(Mux(new_batch, Mux(claim, int(MAXK == 2), int(MAXK == 1)),
+                                 Mux(claim, nu_p1 + 1 == MAXK, at_max_p1))),
+            ]
             with m.If(it3.wipe):
                 m.d.sync += wiped.eq(0)
 
@@ -331,6 +346,9 @@ class DedupeEngine(wiring.Component):
             ]
             # S2: compare the word, and with the keys decided in the next three cycles' window.
             it2 = s2["item"]
+            # The batch of the key decided before this one: S3's key (decided now, or flushed
+            # by a retry), else the last decided one.
+            m.d.sync += s3_newb.eq(Mux(s3["valid"], it2.epoch != it3.epoch, it2.epoch != cur_epoch))
             occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
             m.d.sync += [s3_occ.eq(Cat(*occ)),
                          s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))))]
