@@ -176,18 +176,21 @@ class DedupeEngine(wiring.Component):
         def stage(name):
             return {"valid": Signal(name=f"{name}_valid"), "ptr": Signal(qbits + 1, name=f"{name}_ptr"),
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
-        s1, s2, s3 = stage("s1"), stage("s2"), stage("s3")
+        s1, sx, s2, s3 = stage("s1"), stage("sx"), stage("s2"), stage("s3")
+        # The RAM's output goes straight into sx_data (placed by the RAM; a DP16KD's
+        # clock-to-output is slow), then into s2_data by the compare logic.
+        sx_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))
-        NH = 3
+        NH = 4
         s3_fa = Signal(NH)  # same batch and bucket as decision j (0 = the latest)
         s3_fk = Signal(NH)  # ... and the same key
-        s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 and 2 in this bucket
-        s3_pre_found = Signal()     # decision 1 or 2 resolved this key here ...
+        s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 to 3 in this bucket
+        s3_pre_found = Signal()     # decision 1, 2 or 3 resolved this key here ...
         s3_pre_u = Signal(r.u_bits)  # ... with this number
-        # The last three decisions (shifted at every advance): claimed way, resolved, u, and
+        # The last four decisions (shifted at every advance): claimed way, resolved, u, and
         # for the comparisons in S2: batch, bucket, key.
         hist = [{"claim": Signal(DW, name=f"h{j}_claim"), "res": Signal(name=f"h{j}_res"),
                  "u": Signal(r.u_bits, name=f"h{j}_u"), "valid": Signal(name=f"h{j}_valid"),
@@ -209,7 +212,7 @@ class DedupeEngine(wiring.Component):
 
         # ---- S3: decide ----------------------------------------------------------------------
         it3 = s3["item"]
-        # The two older decisions of the window were folded in S2 (s3_pre_*); only the
+        # The three older decisions of the window were folded in S2 (s3_pre_*); only the
         # decision of the previous cycle (hist[0]) is looked at here.
         fwd_mask = Signal(DW)
         fwd_found = Signal()
@@ -327,7 +330,7 @@ class DedupeEngine(wiring.Component):
         with m.If(decided):
             m.d.sync += ret.eq(s3["ptr"] + 1)
 
-        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~s2["valid"] & ~s3["valid"]):
+        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~sx["valid"] & ~s2["valid"] & ~s3["valid"]):
             m.d.sync += [wiping.eq(1), wipe_ctr.eq(0)]
         with m.If(wiping):
             m.d.sync += wipe_ctr.eq(wipe_ctr + 1)
@@ -339,12 +342,14 @@ class DedupeEngine(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 s1["valid"].eq(issue), s1["ptr"].eq(iss), s1["item"].eq(head.item), s1["addr"].eq(addr0),
-                s2["valid"].eq(s1["valid"] & ~cont), s2["ptr"].eq(s1["ptr"]), s2["item"].eq(s1["item"]),
-                s2["addr"].eq(s1["addr"]), s2_data.eq(trd.data),
+                sx["valid"].eq(s1["valid"] & ~cont), sx["ptr"].eq(s1["ptr"]), sx["item"].eq(s1["item"]),
+                sx["addr"].eq(s1["addr"]), sx_data.eq(trd.data),
+                s2["valid"].eq(sx["valid"] & ~cont), s2["ptr"].eq(sx["ptr"]), s2["item"].eq(sx["item"]),
+                s2["addr"].eq(sx["addr"]), s2_data.eq(sx_data),
                 s3["valid"].eq(s2["valid"] & ~cont), s3["ptr"].eq(s2["ptr"]), s3["item"].eq(s2["item"]),
                 s3["addr"].eq(s2["addr"]),
             ]
-            # S2: compare the word, and with the keys decided in the next three cycles' window.
+            # S2: compare the word, and with the keys decided in the four cycles' window.
             it2 = s2["item"]
             # The batch of the key decided before this one: S3's key (decided now, or flushed
             # by a retry), else the last decided one.
@@ -354,7 +359,7 @@ class DedupeEngine(wiring.Component):
                          s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))))]
             for w in range(DW):
                 m.d.sync += s3_u[w].eq(s2_data[w].u)
-            # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1.
+            # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1, j=3 <- hist2.
             others = [(s3["valid"], s3["item"].epoch, s3["addr"], s3["item"].key)] + [
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
             fa, fk = [], []
@@ -362,11 +367,14 @@ class DedupeEngine(wiring.Component):
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
                 fk.append(ky == it2.key)
             m.d.sync += [s3_fa.eq(Cat(*fa)), s3_fk.eq(Cat(*fk))]
-            # Decisions 1 and 2 of S3's window are hist[0] and hist[1] now: fold them in.
+            # Decisions 1 to 3 of S3's window are hist[0] to hist[2] now: fold them in (the
+            # latest first; a key resolved twice in a bucket has one number anyway).
             pm = Const(0, DW)
-            for j in (1, 2):
+            for j in range(1, NH):
                 pm = pm | (hist[j - 1]["claim"] & fa[j].replicate(DW))
-            sel = [fk[j] & fa[j] & hist[j - 1]["res"] for j in (1, 2)]
-            m.d.sync += [s3_pre_mask.eq(pm), s3_pre_found.eq(Cat(*sel).any()),
-                         s3_pre_u.eq(Mux(sel[0], hist[0]["u"], hist[1]["u"]))]
+            sel = [fk[j] & fa[j] & hist[j - 1]["res"] for j in range(1, NH)]
+            pre_u = hist[NH - 2]["u"]
+            for j in reversed(range(1, NH - 1)):
+                pre_u = Mux(sel[j - 1], hist[j - 1]["u"], pre_u)
+            m.d.sync += [s3_pre_mask.eq(pm), s3_pre_found.eq(Cat(*sel).any()), s3_pre_u.eq(pre_u)]
         return m
