@@ -4,27 +4,35 @@ Only cold keys reach it (about a quarter of the keys on Criteo-like batches),
 so one key per cycle behind a queue keeps the unit at W lookups per cycle on
 average; cold-heavy bursts stall the unit's input through the queue.
 
-Table: one ``dedupe_buckets x (dedupe_ways x entry)`` RAM with one read port
-and one write port (a block RAM of two ports), entry ``(epoch, key, u)``.
+Table: ``dedupe_buckets x (dedupe_ways x entry)``, entry ``(epoch, key, u)``,
+in banks of at most 512 buckets (the depth of a block RAM in its widest
+shape, so no bank has a multiplexer between RAMs after its outputs), each a
+RAM with one read port and one write port (a block RAM of two ports); every
+bank reads each cycle and the key's bank is chosen after a register.
 A key's home bucket is :func:`dedupe_hash`; a full bucket continues into the
 next one (linear probing over buckets, all ways compared at once).  Entries
 carry a batch tag (epoch), so a new batch is an O(1) clear; a reset starts
-with a wipe of the table (``dedupe_buckets`` cycles) and the first key after
-the tag wraps (every ``2**dedupe_epoch_bits - 1`` batches) waits for another.
+with a wipe of the table (all banks at once, ``min(dedupe_buckets, 512)``
+cycles) and the first key after the tag wraps (every
+``2**dedupe_epoch_bits - 1`` batches) waits for another.
 
 Pipeline, one key per cycle, all stages move together:
 
 ``S0``  the key at the issue pointer of a 16-entry item queue (LUT RAM) issues
         the read of its bucket (its home, or the next bucket when it is being
         retried);
-``S1``  the RAM reads;
-``S2``  the read word is registered and compared with the key (per way: same
-        epoch, same key), and the key's address and key are compared with the
-        three keys decided just before (whose writes the read may have missed);
-``S3``  decide, in key order: a key equal to one of those three at the same
+``S1``  the RAMs read;
+``SX``  their words go straight into registers (next to the RAMs: a DP16KD's
+        clock-to-output is slow);
+``S2``  the word of the key's bank is registered and compared with the key
+        (per way: same epoch, same key), and the key's address and key are
+        compared with the four keys decided just before (whose writes the read
+        may have missed; the three older ones are folded into registered
+        flags here);
+``S3``  decide, in key order: a key equal to one of those four at the same
         bucket takes its ``u`` (forwarding); otherwise a matching way gives
         ``u``; otherwise the first way free both in the word and after the
-        three earlier claims is claimed with ``u = next_u`` and written (the
+        four earlier claims is claimed with ``u = next_u`` and written (the
         new key also goes out on ``cold``); a full bucket retries the key one
         bucket further and replays every younger key after it (a flush: the
         item queue keeps keys until they are decided), so decisions are
@@ -168,18 +176,31 @@ class DedupeEngine(wiring.Component):
         m.d.comb += avail.eq(iss != wr)
 
         # ---- the table ----------------------------------------------------------------------
-        m.submodules.table = tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=NB, init=[])
-        tw = tmem.write_port(granularity=1)
-        trd = tmem.read_port()
+        # In banks of at most 512 buckets, the depth of a block RAM in its widest shape, so
+        # no bank is several RAMs deep with a multiplexer after their slow outputs; every
+        # bank reads each cycle and the bank is chosen after a register.
+        BD = min(NB, 512)
+        NBANK = NB // BD
+        lbits = max(1, _clog2(BD))
+        tws, trds = [], []
+        for b in range(NBANK):
+            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[])
+            m.submodules[f"table{b}" if NBANK > 1 else "table"] = tmem
+            tws.append(tmem.write_port(granularity=1))
+            trds.append(tmem.read_port())
+
+        def bank_of(addr):
+            return addr[lbits:] if NBANK > 1 else Const(0, 1)
 
         # Pipeline registers.
         def stage(name):
             return {"valid": Signal(name=f"{name}_valid"), "ptr": Signal(qbits + 1, name=f"{name}_ptr"),
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
         s1, sx, s2, s3 = stage("s1"), stage("sx"), stage("s2"), stage("s3")
-        # The RAM's output goes straight into sx_data (placed by the RAM; a DP16KD's
-        # clock-to-output is slow), then into s2_data by the compare logic.
-        sx_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
+        # Each bank's output goes straight into its sx_data (placed by the RAM; a DP16KD's
+        # clock-to-output is slow), then the key's bank into s2_data by the compare logic.
+        sx_data = [Signal(data.ArrayLayout(dentry, DW), name=f"sx_data{b}", reset_less=True)
+                   for b in range(NBANK)]
         s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
@@ -201,7 +222,7 @@ class DedupeEngine(wiring.Component):
         retry_addr = Signal(bbits)
         wiping = Signal(init=1)   # a reset starts with a wipe
         wiped = Signal()
-        wipe_ctr = Signal(bbits)
+        wipe_ctr = Signal(lbits)   # all banks are wiped at once
         cur_epoch = Signal(E)   # batch of the last decided key (0: none since the last wipe)
         next_u = Signal(range(MAXK + 1))
         nu_p1 = Signal(range(MAXK + 2), init=1)   # next_u + 1
@@ -258,15 +279,16 @@ class DedupeEngine(wiring.Component):
         m.d.comb += u3.eq(Mux(found, u_found, nu))
 
         # Writes: the wipe, or a claim.
-        m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, s3["addr"]))
-        for w in range(DW):
-            m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, it3.epoch)),
-                         tw.data[w].key.eq(Mux(wiping, 0, it3.key)),
-                         tw.data[w].u.eq(Mux(wiping, 0, nu))]
-        with m.If(wiping):
-            m.d.comb += tw.en.eq((1 << DW) - 1)
-        with m.Elif(claim):
-            m.d.comb += tw.en.eq(first_free)
+        for b, tw in enumerate(tws):
+            m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, s3["addr"][:lbits]))
+            for w in range(DW):
+                m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, it3.epoch)),
+                             tw.data[w].key.eq(Mux(wiping, 0, it3.key)),
+                             tw.data[w].u.eq(Mux(wiping, 0, nu))]
+            with m.If(wiping):
+                m.d.comb += tw.en.eq((1 << DW) - 1)
+            with m.Elif(claim & (bank_of(s3["addr"]) == b)):
+                m.d.comb += tw.en.eq(first_free)
 
         # The count after this key, as multiplexers over registered next_u + 1 and the
         # registered comparisons with max_batch_keys (no adder or compare after the decision).
@@ -322,7 +344,9 @@ class DedupeEngine(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(adv & avail & ~need_wipe & ~wiping & ~cont)
         addr0 = Signal(bbits)
-        m.d.comb += [addr0.eq(Mux(retry, retry_addr, head.home)), trd.addr.eq(addr0), trd.en.eq(adv)]
+        m.d.comb += addr0.eq(Mux(retry, retry_addr, head.home))
+        for trd in trds:
+            m.d.comb += [trd.addr.eq(addr0[:lbits]), trd.en.eq(adv)]
         with m.If(cont):
             m.d.sync += [iss.eq(s3["ptr"]), retry.eq(1), retry_addr.eq(s3["addr"] + 1)]
         with m.Elif(issue):
@@ -334,7 +358,7 @@ class DedupeEngine(wiring.Component):
             m.d.sync += [wiping.eq(1), wipe_ctr.eq(0)]
         with m.If(wiping):
             m.d.sync += wipe_ctr.eq(wipe_ctr + 1)
-            with m.If(wipe_ctr == NB - 1):
+            with m.If(wipe_ctr == BD - 1):
                 # (after the reset's own wipe no key is waiting for one)
                 m.d.sync += [wiping.eq(0), wiped.eq(need_wipe), cur_epoch.eq(0)]
 
@@ -343,12 +367,18 @@ class DedupeEngine(wiring.Component):
             m.d.sync += [
                 s1["valid"].eq(issue), s1["ptr"].eq(iss), s1["item"].eq(head.item), s1["addr"].eq(addr0),
                 sx["valid"].eq(s1["valid"] & ~cont), sx["ptr"].eq(s1["ptr"]), sx["item"].eq(s1["item"]),
-                sx["addr"].eq(s1["addr"]), sx_data.eq(trd.data),
+                sx["addr"].eq(s1["addr"]),
                 s2["valid"].eq(sx["valid"] & ~cont), s2["ptr"].eq(sx["ptr"]), s2["item"].eq(sx["item"]),
-                s2["addr"].eq(sx["addr"]), s2_data.eq(sx_data),
+                s2["addr"].eq(sx["addr"]),
                 s3["valid"].eq(s2["valid"] & ~cont), s3["ptr"].eq(s2["ptr"]), s3["item"].eq(s2["item"]),
                 s3["addr"].eq(s2["addr"]),
             ]
+            for b in range(NBANK):
+                m.d.sync += sx_data[b].eq(trds[b].data)
+            with m.Switch(bank_of(sx["addr"])):
+                for b in range(NBANK):
+                    with m.Case(b):
+                        m.d.sync += s2_data.eq(sx_data[b])
             # S2: compare the word, and with the keys decided in the four cycles' window.
             it2 = s2["item"]
             # The batch of the key decided before this one: S3's key (decided now, or flushed

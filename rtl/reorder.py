@@ -45,8 +45,8 @@ and the beats with cold keys (not in a sample past ``max_batch_samples``)
 also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
 A serializer feeds those beats' cold keys, one per cycle in lane order, to
 the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
-``dedupe_buckets x dedupe_ways`` entries in one RAM with one read and one
-write port, pipelined over four stages with forwarding of the three
+``dedupe_buckets x dedupe_ways`` entries in RAM banks with one read and one
+write port each, pipelined over five stages with forwarding of the four
 previous decisions and a replay when a bucket is full, so it numbers the
 keys exactly in arrival order.  It sends each new cold key out on ``cold``
 (one key per beat, ``count`` 1) and each beat's numbers back on a small
@@ -56,7 +56,7 @@ the keys of a Criteo-like batch, far fewer when many samples are popular),
 so the unit runs at one beat per cycle on average and stalls its input only
 when a cold-heavy stretch fills the queues.  Entries carry a batch tag
 (epoch), so a new batch is an O(1) clear; a reset starts with a wipe of the
-table (``dedupe_buckets`` cycles; keys wait in the queues meanwhile), and the
+table (``min(dedupe_buckets, 512)`` cycles; keys wait in the queues meanwhile), and the
 first cold key after the tag wraps (every ``2**dedupe_epoch_bits - 1``
 batches) makes the engine wipe it again first.  A
 reset does not clear the hot map.  Each output buffer takes every beat
@@ -249,7 +249,7 @@ class ReorderUnit(wiring.Component):
         side_layout = data.StructLayout({
             "keys": data.ArrayLayout(K, W), "lane_valid": W, "sid": r.sid_bits,
             "sample_last": 1, "batch_last": 1, "too_many": 1})
-        # Covers the lookup's latency (4) plus the split register, so the input runs at one
+        # Covers the lookup's latency (5) plus the split register, so the input runs at one
         # beat per cycle.
         m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=8)
         beat = Signal(range(S))
