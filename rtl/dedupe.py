@@ -4,27 +4,35 @@ Only cold keys reach it (about a quarter of the keys on Criteo-like batches),
 so one key per cycle behind a queue keeps the unit at W lookups per cycle on
 average; cold-heavy bursts stall the unit's input through the queue.
 
-Table: one ``dedupe_buckets x (dedupe_ways x entry)`` RAM with one read port
-and one write port (a block RAM of two ports), entry ``(epoch, key, u)``.
+Table: ``dedupe_buckets x (dedupe_ways x entry)``, entry ``(epoch, key, u)``,
+in banks of at most 512 buckets (the depth of a block RAM in its widest
+shape, so no bank has a multiplexer between RAMs after its outputs), each a
+RAM with one read port and one write port (a block RAM of two ports); every
+bank reads each cycle and the key's bank is chosen after a register.
 A key's home bucket is :func:`dedupe_hash`; a full bucket continues into the
 next one (linear probing over buckets, all ways compared at once).  Entries
 carry a batch tag (epoch), so a new batch is an O(1) clear; a reset starts
-with a wipe of the table (``dedupe_buckets`` cycles) and the first key after
-the tag wraps (every ``2**dedupe_epoch_bits - 1`` batches) waits for another.
+with a wipe of the table (all banks at once, ``min(dedupe_buckets, 512)``
+cycles) and the first key after the tag wraps (every
+``2**dedupe_epoch_bits - 1`` batches) waits for another.
 
 Pipeline, one key per cycle, all stages move together:
 
 ``S0``  the key at the issue pointer of a 16-entry item queue (LUT RAM) issues
         the read of its bucket (its home, or the next bucket when it is being
         retried);
-``S1``  the RAM reads;
-``S2``  the read word is registered and compared with the key (per way: same
-        epoch, same key), and the key's address and key are compared with the
-        three keys decided just before (whose writes the read may have missed);
-``S3``  decide, in key order: a key equal to one of those three at the same
+``S1``  the RAMs read;
+``SX``  their words go straight into registers (next to the RAMs: a DP16KD's
+        clock-to-output is slow);
+``S2``  the word of the key's bank is registered and compared with the key
+        (per way: same epoch, same key), and the key's address and key are
+        compared with the four keys decided just before (whose writes the read
+        may have missed; the three older ones are folded into registered
+        flags here);
+``S3``  decide, in key order: a key equal to one of those four at the same
         bucket takes its ``u`` (forwarding); otherwise a matching way gives
         ``u``; otherwise the first way free both in the word and after the
-        three earlier claims is claimed with ``u = next_u`` and written (the
+        four earlier claims is claimed with ``u = next_u`` and written (the
         new key also goes out on ``cold``); a full bucket retries the key one
         bucket further and replays every younger key after it (a flush: the
         item queue keeps keys until they are decided), so decisions are
@@ -129,10 +137,15 @@ class DedupeEngine(wiring.Component):
         # ---- outputs: small LUT-RAM FIFOs ---------------------------------------------------
         m.submodules.uvec_fifo = ufifo = fifo.SyncFIFO(width=dedupe_uvec_layout(cfg).size, depth=16)
         m.submodules.cold_fifo = cfifo = fifo.SyncFIFO(width=dedupe_cold_layout(cfg).size, depth=16)
-        m.d.comb += [
-            self.uvec.valid.eq(ufifo.r_rdy), self.uvec.payload.eq(ufifo.r_data), ufifo.r_en.eq(self.uvec.ready),
-            self.cold.valid.eq(cfifo.r_rdy), self.cold.payload.eq(cfifo.r_data), cfifo.r_en.eq(self.cold.ready),
-        ]
+        # Each goes out through a head register: consumers see flip-flops, not the LUT RAM's
+        # read multiplexer.
+        for src, port in ((ufifo, self.uvec), (cfifo, self.cold)):
+            load = Signal()
+            m.d.comb += [load.eq(src.r_rdy & (~port.valid | port.ready)), src.r_en.eq(load)]
+            with m.If(load):
+                m.d.sync += [port.valid.eq(1), port.payload.eq(src.r_data)]
+            with m.Elif(port.ready):
+                m.d.sync += port.valid.eq(0)
         # Registered "room": at most one push per FIFO per cycle, so a level below depth-1
         # now leaves room next cycle too.
         adv = Signal()
@@ -163,26 +176,42 @@ class DedupeEngine(wiring.Component):
         m.d.comb += avail.eq(iss != wr)
 
         # ---- the table ----------------------------------------------------------------------
-        m.submodules.table = tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=NB, init=[])
-        tw = tmem.write_port(granularity=1)
-        trd = tmem.read_port()
+        # In banks of at most 512 buckets, the depth of a block RAM in its widest shape, so
+        # no bank is several RAMs deep with a multiplexer after their slow outputs; every
+        # bank reads each cycle and the bank is chosen after a register.
+        BD = min(NB, 512)
+        NBANK = NB // BD
+        lbits = max(1, _clog2(BD))
+        tws, trds = [], []
+        for b in range(NBANK):
+            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[])
+            m.submodules[f"table{b}" if NBANK > 1 else "table"] = tmem
+            tws.append(tmem.write_port(granularity=1))
+            trds.append(tmem.read_port())
+
+        def bank_of(addr):
+            return addr[lbits:] if NBANK > 1 else Const(0, 1)
 
         # Pipeline registers.
         def stage(name):
             return {"valid": Signal(name=f"{name}_valid"), "ptr": Signal(qbits + 1, name=f"{name}_ptr"),
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
-        s1, s2, s3 = stage("s1"), stage("s2"), stage("s3")
+        s1, sx, s2, s3 = stage("s1"), stage("sx"), stage("s2"), stage("s3")
+        # Each bank's output goes straight into its sx_data (placed by the RAM; a DP16KD's
+        # clock-to-output is slow), then the key's bank into s2_data by the compare logic.
+        sx_data = [Signal(data.ArrayLayout(dentry, DW), name=f"sx_data{b}", reset_less=True)
+                   for b in range(NBANK)]
         s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))
-        NH = 3
+        NH = 4
         s3_fa = Signal(NH)  # same batch and bucket as decision j (0 = the latest)
         s3_fk = Signal(NH)  # ... and the same key
-        s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 and 2 in this bucket
-        s3_pre_found = Signal()     # decision 1 or 2 resolved this key here ...
+        s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 to 3 in this bucket
+        s3_pre_found = Signal()     # decision 1, 2 or 3 resolved this key here ...
         s3_pre_u = Signal(r.u_bits)  # ... with this number
-        # The last three decisions (shifted at every advance): claimed way, resolved, u, and
+        # The last four decisions (shifted at every advance): claimed way, resolved, u, and
         # for the comparisons in S2: batch, bucket, key.
         hist = [{"claim": Signal(DW, name=f"h{j}_claim"), "res": Signal(name=f"h{j}_res"),
                  "u": Signal(r.u_bits, name=f"h{j}_u"), "valid": Signal(name=f"h{j}_valid"),
@@ -193,15 +222,18 @@ class DedupeEngine(wiring.Component):
         retry_addr = Signal(bbits)
         wiping = Signal(init=1)   # a reset starts with a wipe
         wiped = Signal()
-        wipe_ctr = Signal(bbits)
+        wipe_ctr = Signal(lbits)   # all banks are wiped at once
         cur_epoch = Signal(E)   # batch of the last decided key (0: none since the last wipe)
         next_u = Signal(range(MAXK + 1))
-        at_max = Signal()
+        nu_p1 = Signal(range(MAXK + 2), init=1)   # next_u + 1
+        at_max = Signal()                          # next_u == MAXK
+        at_max_p1 = Signal(init=int(MAXK == 1))    # next_u + 1 == MAXK
+        s3_newb = Signal()   # S3's key is the first since a wipe or of a new batch
         dropping = Signal()
 
         # ---- S3: decide ----------------------------------------------------------------------
         it3 = s3["item"]
-        # The two older decisions of the window were folded in S2 (s3_pre_*); only the
+        # The three older decisions of the window were folded in S2 (s3_pre_*); only the
         # decision of the previous cycle (hist[0]) is looked at here.
         fwd_mask = Signal(DW)
         fwd_found = Signal()
@@ -224,7 +256,7 @@ class DedupeEngine(wiring.Component):
         first_free = Signal(DW)  # one-hot lowest free way
         m.d.comb += first_free.eq(free & (~free + 1))
         new_batch = Signal()
-        m.d.comb += new_batch.eq(it3.epoch != cur_epoch)
+        m.d.comb += new_batch.eq(s3_newb)
         nu = Signal.like(next_u)
         full = Signal()
         drop = Signal()
@@ -247,21 +279,29 @@ class DedupeEngine(wiring.Component):
         m.d.comb += u3.eq(Mux(found, u_found, nu))
 
         # Writes: the wipe, or a claim.
-        m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, s3["addr"]))
-        for w in range(DW):
-            m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, it3.epoch)),
-                         tw.data[w].key.eq(Mux(wiping, 0, it3.key)),
-                         tw.data[w].u.eq(Mux(wiping, 0, nu))]
-        with m.If(wiping):
-            m.d.comb += tw.en.eq((1 << DW) - 1)
-        with m.Elif(claim):
-            m.d.comb += tw.en.eq(first_free)
+        for b, tw in enumerate(tws):
+            m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, s3["addr"][:lbits]))
+            for w in range(DW):
+                m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, it3.epoch)),
+                             tw.data[w].key.eq(Mux(wiping, 0, it3.key)),
+                             tw.data[w].u.eq(Mux(wiping, 0, nu))]
+            with m.If(wiping):
+                m.d.comb += tw.en.eq((1 << DW) - 1)
+            with m.Elif(claim & (bank_of(s3["addr"]) == b)):
+                m.d.comb += tw.en.eq(first_free)
 
+        # The count after this key, as multiplexers over registered next_u + 1 and the
+        # registered comparisons with max_batch_keys (no adder or compare after the decision).
         count_after = Signal.like(next_u)
-        m.d.comb += count_after.eq(nu + claim)
+        m.d.comb += count_after.eq(Mux(new_batch, claim, Mux(claim, nu_p1, next_u)))
         with m.If(decided):
-            m.d.sync += [cur_epoch.eq(it3.epoch), next_u.eq(count_after),
-                         at_max.eq(count_after == MAXK), dropping.eq(drop | over)]
+            m.d.sync += [
+                cur_epoch.eq(it3.epoch), next_u.eq(count_after), dropping.eq(drop | over),
+                nu_p1.eq(Mux(new_batch, Mux(claim, 2, 1), Mux(claim, nu_p1 + 1, nu_p1))),
+                at_max.eq(Mux(new_batch, Mux(claim, int(MAXK == 1), 0), Mux(claim, at_max_p1, at_max))),
+                at_max_p1.eq(Mux(new_batch, Mux(claim, int(MAXK == 2), int(MAXK == 1)),
+                                 Mux(claim, nu_p1 + 1 == MAXK, at_max_p1))),
+            ]
             with m.If(it3.wipe):
                 m.d.sync += wiped.eq(0)
 
@@ -304,7 +344,9 @@ class DedupeEngine(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(adv & avail & ~need_wipe & ~wiping & ~cont)
         addr0 = Signal(bbits)
-        m.d.comb += [addr0.eq(Mux(retry, retry_addr, head.home)), trd.addr.eq(addr0), trd.en.eq(adv)]
+        m.d.comb += addr0.eq(Mux(retry, retry_addr, head.home))
+        for trd in trds:
+            m.d.comb += [trd.addr.eq(addr0[:lbits]), trd.en.eq(adv)]
         with m.If(cont):
             m.d.sync += [iss.eq(s3["ptr"]), retry.eq(1), retry_addr.eq(s3["addr"] + 1)]
         with m.Elif(issue):
@@ -312,11 +354,11 @@ class DedupeEngine(wiring.Component):
         with m.If(decided):
             m.d.sync += ret.eq(s3["ptr"] + 1)
 
-        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~s2["valid"] & ~s3["valid"]):
+        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~sx["valid"] & ~s2["valid"] & ~s3["valid"]):
             m.d.sync += [wiping.eq(1), wipe_ctr.eq(0)]
         with m.If(wiping):
             m.d.sync += wipe_ctr.eq(wipe_ctr + 1)
-            with m.If(wipe_ctr == NB - 1):
+            with m.If(wipe_ctr == BD - 1):
                 # (after the reset's own wipe no key is waiting for one)
                 m.d.sync += [wiping.eq(0), wiped.eq(need_wipe), cur_epoch.eq(0)]
 
@@ -324,19 +366,30 @@ class DedupeEngine(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 s1["valid"].eq(issue), s1["ptr"].eq(iss), s1["item"].eq(head.item), s1["addr"].eq(addr0),
-                s2["valid"].eq(s1["valid"] & ~cont), s2["ptr"].eq(s1["ptr"]), s2["item"].eq(s1["item"]),
-                s2["addr"].eq(s1["addr"]), s2_data.eq(trd.data),
+                sx["valid"].eq(s1["valid"] & ~cont), sx["ptr"].eq(s1["ptr"]), sx["item"].eq(s1["item"]),
+                sx["addr"].eq(s1["addr"]),
+                s2["valid"].eq(sx["valid"] & ~cont), s2["ptr"].eq(sx["ptr"]), s2["item"].eq(sx["item"]),
+                s2["addr"].eq(sx["addr"]),
                 s3["valid"].eq(s2["valid"] & ~cont), s3["ptr"].eq(s2["ptr"]), s3["item"].eq(s2["item"]),
                 s3["addr"].eq(s2["addr"]),
             ]
-            # S2: compare the word, and with the keys decided in the next three cycles' window.
+            for b in range(NBANK):
+                m.d.sync += sx_data[b].eq(trds[b].data)
+            with m.Switch(bank_of(sx["addr"])):
+                for b in range(NBANK):
+                    with m.Case(b):
+                        m.d.sync += s2_data.eq(sx_data[b])
+            # S2: compare the word, and with the keys decided in the four cycles' window.
             it2 = s2["item"]
+            # The batch of the key decided before this one: S3's key (decided now, or flushed
+            # by a retry), else the last decided one.
+            m.d.sync += s3_newb.eq(Mux(s3["valid"], it2.epoch != it3.epoch, it2.epoch != cur_epoch))
             occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
             m.d.sync += [s3_occ.eq(Cat(*occ)),
                          s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))))]
             for w in range(DW):
                 m.d.sync += s3_u[w].eq(s2_data[w].u)
-            # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1.
+            # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1, j=3 <- hist2.
             others = [(s3["valid"], s3["item"].epoch, s3["addr"], s3["item"].key)] + [
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
             fa, fk = [], []
@@ -344,11 +397,14 @@ class DedupeEngine(wiring.Component):
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
                 fk.append(ky == it2.key)
             m.d.sync += [s3_fa.eq(Cat(*fa)), s3_fk.eq(Cat(*fk))]
-            # Decisions 1 and 2 of S3's window are hist[0] and hist[1] now: fold them in.
+            # Decisions 1 to 3 of S3's window are hist[0] to hist[2] now: fold them in (the
+            # latest first; a key resolved twice in a bucket has one number anyway).
             pm = Const(0, DW)
-            for j in (1, 2):
+            for j in range(1, NH):
                 pm = pm | (hist[j - 1]["claim"] & fa[j].replicate(DW))
-            sel = [fk[j] & fa[j] & hist[j - 1]["res"] for j in (1, 2)]
-            m.d.sync += [s3_pre_mask.eq(pm), s3_pre_found.eq(Cat(*sel).any()),
-                         s3_pre_u.eq(Mux(sel[0], hist[0]["u"], hist[1]["u"]))]
+            sel = [fk[j] & fa[j] & hist[j - 1]["res"] for j in range(1, NH)]
+            pre_u = hist[NH - 2]["u"]
+            for j in reversed(range(1, NH - 1)):
+                pre_u = Mux(sel[j - 1], hist[j - 1]["u"], pre_u)
+            m.d.sync += [s3_pre_mask.eq(pm), s3_pre_found.eq(Cat(*sel).any()), s3_pre_u.eq(pre_u)]
         return m

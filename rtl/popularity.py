@@ -169,6 +169,15 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
+def _min_tree(values):
+    """The minimum of ``values`` as a balanced tree of two-input minima."""
+    values = list(values)
+    while len(values) > 1:
+        values = [_min(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
 def _any(values):
     return reduce(lambda a, b: a | b, values, Const(0))
 
@@ -381,12 +390,18 @@ class CounterBank(Elaboratable):
         raw2 = [Signal(cbits, name=f"raw2_{d}", reset_less=True) for d in range(D)]
         raw3 = [Signal(cbits, name=f"raw3_{d}", reset_less=True) for d in range(D)]
         raw4 = [Signal(cbits, name=f"raw4_{d}", reset_less=True) for d in range(D)]
-        low3 = Signal(cbits, reset_less=True)
-        est4 = Signal(cbits, reset_less=True)
+        low4 = Signal(cbits, reset_less=True)
+        est4 = Signal(cbits)
+        # raw2 is a plain register of the read data, which synthesis takes into the
+        # block RAM as its read register (the address register stays in the fabric);
+        # raw3 then lands the block RAM's slow clock-to-output in a fabric register
+        # before any logic.  The minimum is a balanced tree over raw3 (E3), and the
+        # estimate ``min + n`` saturated is formed in E4 with the chain-link muxes.
         m.d.sync += [raw2[d].eq(raw[d]) for d in range(D)]
         m.d.sync += [raw3[d].eq(raw2[d]) for d in range(D)]
         m.d.sync += [raw4[d].eq(raw3[d]) for d in range(D)]
-        m.d.sync += [low3.eq(reduce(_min, raw2)), est4.eq(sat_add(low3, e3_op.n))]
+        m.d.sync += low4.eq(_min_tree(raw3))
+        m.d.comb += est4.eq(sat_add(low4, e4_op.n))
 
         # The newest chain link so far: its E5 estimate plus this operation's n, and
         # its written counters; taken in E1 (link 4 ahead), E2 (3), E3 (2), E4 (1).
@@ -422,24 +437,51 @@ class CounterBank(Elaboratable):
         hwp = hh.write_port()
         hrp = hh.read_port(transparent_for=(hwp,))
         m.d.comb += [
-            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e3_op.set)),
+            hrp.addr.eq(Mux(self.ro_load, self.ro_addr, e1_op.set)),
             hrp.en.eq(~self.ro_hold),
             self.hh_data.eq(hrp.data),
         ]
-        # The set arrives in E4 and is compared with the key there; in E5 the set
-        # the previous operation wrote is forwarded when it is the same set.  That
-        # operation read the same memory contents as this one (its own forwarded
-        # predecessor had committed by this one's read), so only the ways it put
-        # differ: there the hit is "same key as the previous operation".
-        hh_raw = Signal(L.hh_word, reset_less=True)   # E5: the set as read
-        hit_raw = Signal(ways, reset_less=True)       # E5: ... and where this key is in it
+        # The set is read in E1 and registered twice (E3, E4) before any logic:
+        # synthesis takes one register into the block RAM, the other lands the
+        # block RAM's slow clock-to-output in the fabric.  The read (its data in
+        # E2) misses the writes of the three operations ahead (in E3, E4, E5 at
+        # the read), so:
+        #
+        # * in E4 the set written by the operation two ahead (``hist``, written
+        #   one cycle ago) or else three ahead (``hist_d``) replaces the set as
+        #   read when it is the same set (flags ``f2``/``f3`` registered in E3/E2);
+        #   that word is the set after every operation up to it, and the others
+        #   in between did not touch this set.  The key is compared with its ways.
+        # * in E5 the set the operation one ahead wrote (``hist``) is forwarded
+        #   when it is the same set.  Its own E4/E5 word was this one's E4 word,
+        #   so only the ways it put differ: there the hit is "same key as the
+        #   previous operation".
+        hh3 = Signal(L.hh_word, reset_less=True)      # E3: the set as read
+        hh4 = Signal(L.hh_word, reset_less=True)      # E4: ... in a fabric register
+        f3 = Signal(reset_less=True)                  # E3: the op three ahead wrote this set
+        f3_4 = Signal(reset_less=True)                # E4: ... carried
+        f2_4 = Signal(reset_less=True)                # E4: the op two ahead wrote this set
         hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
-        hist_put = Signal(ways, reset_less=True)      # ... the ways it put
-        hfwd = Signal()                               # ... and it is this operation's set
+        hist_d = Signal(L.hh_word, reset_less=True)   # ... and the one before it
+        hist_put = Signal(ways, reset_less=True)      # ... the ways the previous one put
+        m.d.sync += [
+            hh3.eq(hrp.data),
+            hh4.eq(hh3),
+            f3.eq(e5_valid & (e2_op.set == e5_op.set)),
+            f3_4.eq(f3),
+            f2_4.eq(e5_valid & (e3_op.set == e5_op.set)),
+            hist_d.eq(hist),
+        ]
+        base = Signal(L.hh_word)                      # E4: the set but for the op one ahead
+        m.d.comb += base.eq(Mux(f2_4, hist.as_value(), Mux(f3_4, hist_d.as_value(),
+                                                            hh4.as_value())))
+        hh_raw = Signal(L.hh_word, reset_less=True)   # E5: that set
+        hit_raw = Signal(ways, reset_less=True)       # E5: ... and where this key is in it
+        hfwd = Signal()                               # the previous operation's set is this one's
         same_key = Signal(reset_less=True)            # ... and its key is this one's
         m.d.sync += [
-            hh_raw.eq(hrp.data),
-            hit_raw.eq(Cat(*(hrp.data[w].valid & (hrp.data[w].key == e4_op.key)
+            hh_raw.eq(base),
+            hit_raw.eq(Cat(*(base[w].valid & (base[w].key == e4_op.key)
                              for w in range(ways)))),
             hfwd.eq(e5_valid & (e4_op.set == e5_op.set)),
             same_key.eq(e4_op.key == e5_op.key),
@@ -452,22 +494,23 @@ class CounterBank(Elaboratable):
         any_hit = Signal()
         any_free = Signal()
         m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
-        # lowest free way
-        first_free = Const(0, range(ways))
-        for w in reversed(range(ways)):
-            first_free = Mux(~entries[w].valid, w, first_free)
-        # smallest count, the lowest way among equals (strict < keeps the earlier way)
-        small_way = Const(0, range(ways))
-        small_cnt = entries[0].count
-        for w in range(1, ways):
-            better = entries[w].count < small_cnt
-            small_way = Mux(better, w, small_way)
-            small_cnt = Mux(better, entries[w].count, small_cnt)
-        victim = Signal(range(ways))
+        # All comparisons side by side (no chain of compare-then-select):
+        # the lowest free way, one-hot ...
+        free = [~e.valid for e in entries]
+        first_free = [free[w] & ~_any(free[:w]) for w in range(ways)]
+        # ... the smallest count, the lowest way among equals, one-hot: way w is
+        # below every earlier way and no later way is below it ...
+        lt = {(j, i): entries[j].count < entries[i].count
+              for j in range(ways) for i in range(j)}
+        small = [_all([lt[w, i] for i in range(w)] + [~lt[j, w] for j in range(w + 1, ways)])
+                 for w in range(ways)]
+        # ... and "the smallest count is below the estimate" as "some count is".
+        below = _any([e.count < e5_est for e in entries])
+        victim = Signal(ways)
         admit = Signal()
         m.d.comb += [
-            victim.eq(Mux(any_free, first_free, small_way)),
-            admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | (small_cnt < e5_est))),
+            victim.eq(Mux(any_free, Cat(*first_free), Cat(*small))),
+            admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | below)),
         ]
         new_entry = Signal(L.entry)
         m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e5_op.key), new_entry.count.eq(e5_est)]
@@ -475,7 +518,7 @@ class CounterBank(Elaboratable):
         put = Signal(ways)
         for w in range(ways):
             # a hit rewrites its own way (same key, new count); an admission its victim
-            m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & (victim == w)))),
+            m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & victim[w]))),
                          new_word[w].eq(Mux(put[w], new_entry.as_value(), entries[w].as_value()))]
         m.d.sync += [hist.eq(new_word), hist_put.eq(put)]
         m.d.comb += [

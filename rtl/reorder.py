@@ -45,8 +45,8 @@ and the beats with cold keys (not in a sample past ``max_batch_samples``)
 also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
 A serializer feeds those beats' cold keys, one per cycle in lane order, to
 the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
-``dedupe_buckets x dedupe_ways`` entries in one RAM with one read and one
-write port, pipelined over four stages with forwarding of the three
+``dedupe_buckets x dedupe_ways`` entries in RAM banks with one read and one
+write port each, pipelined over five stages with forwarding of the four
 previous decisions and a replay when a bucket is full, so it numbers the
 keys exactly in arrival order.  It sends each new cold key out on ``cold``
 (one key per beat, ``count`` 1) and each beat's numbers back on a small
@@ -56,7 +56,7 @@ the keys of a Criteo-like batch, far fewer when many samples are popular),
 so the unit runs at one beat per cycle on average and stalls its input only
 when a cold-heavy stretch fills the queues.  Entries carry a batch tag
 (epoch), so a new batch is an O(1) clear; a reset starts with a wipe of the
-table (``dedupe_buckets`` cycles; keys wait in the queues meanwhile), and the
+table (``min(dedupe_buckets, 512)`` cycles; keys wait in the queues meanwhile), and the
 first cold key after the tag wraps (every ``2**dedupe_epoch_bits - 1``
 batches) makes the engine wipe it again first.  A
 reset does not clear the hot map.  Each output buffer takes every beat
@@ -148,8 +148,11 @@ class _SpeculativeFIFO(wiring.Component):
         committed = Signal(bits + 1)
         rd = Signal(bits + 1)
         wr_after = Signal(bits + 1)
+        # Registered room: at most one write a cycle, so "fewer than D - 1 in use" a cycle ago
+        # still leaves a free entry now (reads and rollbacks only free more).  The buffer holds
+        # at least D - 1 beats.
+        m.d.sync += self.w_space.eq((wr - rd)[:bits + 1] < D - 1)
         m.d.comb += [
-            self.w_space.eq((wr - rd)[:bits + 1] < D),
             wp.addr.eq(wr[:bits]), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
             wr_after.eq(wr + self.w_en),
             rp.addr.eq(rd[:bits]),
@@ -181,6 +184,22 @@ def _bram_tail(m, name, q, width):
     with m.If(pop):
         m.d.sync += p_data.eq(q.r_data)
     return tail
+
+
+def _head_reg(m, name, src, width):
+    """A register at the head of the LUT-RAM FIFO ``src``: the consumer sees flip-flops, not
+    the FIFO's read multiplexer.  Returns ``(valid, data, take)``; drive ``take`` (consume the
+    head) only while ``valid``."""
+    valid = Signal(name=f"{name}_hvalid")
+    dat = Signal(width, name=f"{name}_hdata", reset_less=True)
+    take = Signal(name=f"{name}_take")
+    load = Signal(name=f"{name}_load")
+    m.d.comb += [load.eq(src.r_rdy & (~valid | take)), src.r_en.eq(load)]
+    with m.If(load):
+        m.d.sync += [valid.eq(1), dat.eq(src.r_data)]
+    with m.Elif(take):
+        m.d.sync += valid.eq(0)
+    return valid, dat, take
 
 
 class ReorderUnit(wiring.Component):
@@ -230,7 +249,7 @@ class ReorderUnit(wiring.Component):
         side_layout = data.StructLayout({
             "keys": data.ArrayLayout(K, W), "lane_valid": W, "sid": r.sid_bits,
             "sample_last": 1, "batch_last": 1, "too_many": 1})
-        # Covers the lookup's latency (4) plus the split register, so the input runs at one
+        # Covers the lookup's latency (5) plus the split register, so the input runs at one
         # beat per cycle.
         m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=8)
         beat = Signal(range(S))
@@ -356,14 +375,16 @@ class ReorderUnit(wiring.Component):
                 m.d.sync += ser_valid.eq(0)
 
         # ---- assemble: each beat with its cold keys' numbers, into the output buffers ------
-        # The head beat comes through a register and a small FIFO (see _bram_tail).
+        # The head beat comes through a register, a small FIFO (see _bram_tail) and a head
+        # register, so the assembler's decisions start at flip-flops.
         complete = Signal()
         bq_tail = _bram_tail(m, "bq", beat_q, beat_layout.size)
-        bq_valid = bq_tail.r_rdy
-        bq = data.View(beat_layout, bq_tail.r_data)
-        m.d.comb += bq_tail.r_en.eq(complete)
+        bq_valid, bq_bits, bq_take = _head_reg(m, "bq", bq_tail, beat_layout.size)
+        bq = data.View(beat_layout, bq_bits)
+        m.d.comb += bq_take.eq(complete)
         uvec = dd.uvec.payload
-        depth = 1 << _clog2(max(2, r.sample_buffer * S))
+        # (one entry more than sample_buffer samples: the registered room keeps one spare)
+        depth = 1 << _clog2(max(2, r.sample_buffer * S + 1))
         m.submodules.pop_buf = pop_buf = _SpeculativeFIFO(lay.sample_out, depth)
         m.submodules.non_buf = non_buf = _SpeculativeFIFO(lay.sample_out, depth)
         wiring.connect(m, pop_buf.out, wiring.flipped(self.popular))
@@ -416,11 +437,14 @@ class ReorderUnit(wiring.Component):
         # Batch bookkeeping and the status word.
         pop_after = Signal.like(n_pop)
         non_after = Signal.like(n_non)
+        # n + 1 kept in a register, so the counts after this beat are a multiplexer, not an adder
+        pop_p1 = Signal.like(n_pop, init=1)
+        non_p1 = Signal.like(n_non, init=1)
         cold_after = Signal.like(n_cold)
         key_of_after = Signal()
         samp_of_after = Signal()
         m.d.comb += [
-            pop_after.eq(n_pop + is_pop), non_after.eq(n_non + is_non),
+            pop_after.eq(Mux(is_pop, pop_p1, n_pop)), non_after.eq(Mux(is_non, non_p1, n_non)),
             cold_after.eq(Mux(bq.has_cold & ~dropping, uvec.count, n_cold)),
             key_of_after.eq(key_of | overflow),
             samp_of_after.eq(samp_of | bq.too_many),
@@ -434,8 +458,10 @@ class ReorderUnit(wiring.Component):
             m.d.sync += sample_hot.eq(Mux(bq.sample_last, 1, beat_hot))
             with m.If(bq.batch_last):
                 m.d.sync += [n_pop.eq(0), n_non.eq(0), n_cold.eq(0), key_of.eq(0), samp_of.eq(0),
-                             dropping.eq(0)]
+                             dropping.eq(0), pop_p1.eq(1), non_p1.eq(1)]
             with m.Else():
+                m.d.sync += [pop_p1.eq(Mux(is_pop, pop_p1 + 1, pop_p1)),
+                             non_p1.eq(Mux(is_non, non_p1 + 1, non_p1))]
                 m.d.sync += [n_pop.eq(pop_after), n_non.eq(non_after), n_cold.eq(cold_after),
                              key_of.eq(key_of_after), samp_of.eq(samp_of_after),
                              dropping.eq(dropping | overflow)]
