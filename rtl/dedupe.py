@@ -101,6 +101,10 @@ class DedupeEngine(wiring.Component):
     Parameters
     ----------
     cfg : HotlineConfig
+    collision_probe : bool
+        For tests: the RAM model returns the ways written in the very cycle of a read
+        of their bucket with every bit inverted (the RAMs are ``no_rw_check``: such a
+        read is left open on the FPGA), to show the engine never uses them.
 
     Members
     -------
@@ -112,9 +116,10 @@ class DedupeEngine(wiring.Component):
         The new keys in ``u`` order (overflowed batches stop at ``max_batch_keys``).
     """
 
-    def __init__(self, cfg: HotlineConfig):
+    def __init__(self, cfg: HotlineConfig, *, collision_probe: bool = False):
         require_config(self, cfg)
         self.cfg = cfg
+        self.collision_probe = bool(collision_probe)
         super().__init__({
             "items": In(stream.Signature(dedupe_item_layout(cfg))),
             "uvec": Out(stream.Signature(dedupe_uvec_layout(cfg))),
@@ -184,7 +189,9 @@ class DedupeEngine(wiring.Component):
         lbits = max(1, _clog2(BD))
         tws, trds = [], []
         for b in range(NBANK):
-            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[])
+            # A read in the cycle of a write to its bucket is left open (no bypass logic after
+            # the RAM); S2 and S3 never use the way being written then (see ``stale``).
+            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[], attrs={"no_rw_check": 1})
             m.submodules[f"table{b}" if NBANK > 1 else "table"] = tmem
             tws.append(tmem.write_port(granularity=1))
             trds.append(tmem.read_port())
@@ -362,6 +369,17 @@ class DedupeEngine(wiring.Component):
                 # (after the reset's own wipe no key is waiting for one)
                 m.d.sync += [wiping.eq(0), wiped.eq(need_wipe), cur_epoch.eq(0)]
 
+        if self.collision_probe:
+            # Ways written at the edge of a read of the same row: inverted in the read word
+            # (held, like the word, while the read port is not enabled).
+            ew = data.ArrayLayout(dentry, DW).size // DW
+            probe_mask = []
+            for b in range(NBANK):
+                ways = Signal(DW, name=f"probe_ways{b}")
+                with m.If(adv):
+                    m.d.sync += ways.eq(Mux(tws[b].addr == addr0[:lbits], tws[b].en, 0))
+                probe_mask.append(Cat(*(ways[w].replicate(ew) for w in range(DW))))
+
         # ---- stage moves ---------------------------------------------------------------------
         with m.If(adv):
             m.d.sync += [
@@ -374,7 +392,8 @@ class DedupeEngine(wiring.Component):
                 s3["addr"].eq(s2["addr"]),
             ]
             for b in range(NBANK):
-                m.d.sync += sx_data[b].eq(trds[b].data)
+                m.d.sync += sx_data[b].eq(trds[b].data if not self.collision_probe else
+                                          trds[b].data.as_value() ^ probe_mask[b])
             with m.Switch(bank_of(sx["addr"])):
                 for b in range(NBANK):
                     with m.Case(b):
@@ -384,14 +403,20 @@ class DedupeEngine(wiring.Component):
             # The batch of the key decided before this one: S3's key (decided now, or flushed
             # by a retry), else the last decided one.
             m.d.sync += s3_newb.eq(Mux(s3["valid"], it2.epoch != it3.epoch, it2.epoch != cur_epoch))
-            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
-            m.d.sync += [s3_occ.eq(Cat(*occ)),
-                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))))]
-            for w in range(DW):
-                m.d.sync += s3_u[w].eq(s2_data[w].u)
             # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1, j=3 <- hist2.
             others = [(s3["valid"], s3["item"].epoch, s3["addr"], s3["item"].key)] + [
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
+            # Decision 3 wrote its way in the very cycle this key's bucket was read: the RAMs
+            # leave such a read open (no_rw_check), so that way of the word is not used.  With
+            # the key's batch, forwarding stands in for it (below); from an older batch it is
+            # free for this key, as whatever it held before.
+            v3, ep3, ad3, _ = others[NH - 1]
+            stale = hist[NH - 2]["claim"] & (v3 & (ep3 != it2.epoch) & (ad3 == s2["addr"])).replicate(DW)
+            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
+            m.d.sync += [s3_occ.eq(Cat(*occ) & ~stale),
+                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))) & ~stale)]
+            for w in range(DW):
+                m.d.sync += s3_u[w].eq(s2_data[w].u)
             fa, fk = [], []
             for v, ep, ad, ky in others:
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
