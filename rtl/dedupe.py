@@ -23,9 +23,9 @@ Pipeline, one key per cycle, all stages move together:
         retried);
 ``S1``  the RAMs read;
 ``SX``  their words go straight into registers (next to the RAMs: a DP16KD's
-        clock-to-output is slow);
-``S2``  the word of the key's bank is registered and compared with the key
-        (per way: same epoch, same key), and the key's address and key are
+        clock-to-output is slow) and are compared with the key, bank by bank
+        (per way: same epoch, same key), into registers;
+``S2``  the key's bank's comparisons are taken, and the key's address and key are
         compared with the five keys decided just before (whose writes the read
         may have missed, or met in its own cycle; the four older ones are
         folded into registered flags here);
@@ -206,10 +206,13 @@ class DedupeEngine(wiring.Component):
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
         s1, sx, s2, s3 = stage("s1"), stage("sx"), stage("s2"), stage("s3")
         # Each bank's output goes straight into its sx_data (placed by the RAM; a DP16KD's
-        # clock-to-output is slow), then the key's bank into s2_data by the compare logic.
+        # clock-to-output is slow), is compared with the key there (s2_occ, s2_match, s2_u per
+        # bank: no logic across banks before a register), then S2 takes the key's bank.
         sx_data = [Signal(data.ArrayLayout(dentry, DW), name=f"sx_data{b}", reset_less=True)
                    for b in range(NBANK)]
-        s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
+        s2_occ = [Signal(DW, name=f"s2_occ{b}") for b in range(NBANK)]
+        s2_match = [Signal(DW, name=f"s2_match{b}") for b in range(NBANK)]
+        s2_u = [Signal(data.ArrayLayout(r.u_bits, DW), name=f"s2_u{b}", reset_less=True) for b in range(NBANK)]
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))
@@ -403,10 +406,13 @@ class DedupeEngine(wiring.Component):
             for b in range(NBANK):
                 m.d.sync += sx_data[b].eq(trds[b].data if not self.collision_probe else
                                           trds[b].data.as_value() ^ probe_mask[b])
-            with m.Switch(bank_of(sx["addr"])):
-                for b in range(NBANK):
-                    with m.Case(b):
-                        m.d.sync += s2_data.eq(sx_data[b])
+            itx = sx["item"]
+            for b in range(NBANK):
+                occ = [sx_data[b][w].epoch == itx.epoch for w in range(DW)]
+                m.d.sync += [s2_occ[b].eq(Cat(*occ)),
+                             s2_match[b].eq(Cat(*(occ[w] & (sx_data[b][w].key == itx.key) for w in range(DW))))]
+                for w in range(DW):
+                    m.d.sync += s2_u[b][w].eq(sx_data[b][w].u)
             # S2: compare the word, and with the keys decided in the five cycles' window.
             it2 = s2["item"]
             # The batch of the key decided before this one: S3's key (decided now, or flushed
@@ -417,16 +423,15 @@ class DedupeEngine(wiring.Component):
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
             # Decision 4 (written a cycle after it) may have written its way at the very edge
             # of this key's read: the RAMs leave such a read open (no_rw_check), so that way
-            # of the word is not used.  With
-            # the key's batch, forwarding stands in for it (below); from an older batch it is
-            # free for this key, as whatever it held before.
+            # of the word is not used.  With the key's batch, forwarding stands in for it
+            # (below); from an older batch it is free for this key, as whatever it held before.
             v3, ep3, ad3, _ = others[NH - 1]
             stale = hist[NH - 2]["claim"] & (v3 & (ep3 != it2.epoch) & (ad3 == s2["addr"])).replicate(DW)
-            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
-            m.d.sync += [s3_occ.eq(Cat(*occ) & ~stale),
-                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))) & ~stale)]
-            for w in range(DW):
-                m.d.sync += s3_u[w].eq(s2_data[w].u)
+            with m.Switch(bank_of(s2["addr"])):
+                for b in range(NBANK):
+                    with m.Case(b):
+                        m.d.sync += [s3_occ.eq(s2_occ[b] & ~stale), s3_match.eq(s2_match[b] & ~stale),
+                                     s3_u.eq(s2_u[b])]
             fa, fk = [], []
             for v, ep, ad, ky in others:
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
