@@ -22,18 +22,17 @@ Pipeline, one key per cycle, all stages move together:
         the read of its bucket (its home, or the next bucket when it is being
         retried);
 ``S1``  the RAMs read;
-``SX``  their words go straight into registers (a DP16KD's clock-to-output is
-        slow);
-``SY``  registered again (the RAMs are spread over the chip), and compared with
-        the key, bank by bank (per way: same epoch, same key), into registers;
-``S2``  the key's bank's comparisons are taken, and the key's address and key are
-        compared with the six keys decided just before (whose writes the read
-        may have missed, or met in its own cycle; the five older ones are
+``SX``  their words go straight into registers (next to the RAMs: a DP16KD's
+        clock-to-output is slow);
+``S2``  the word of the key's bank is registered and compared with the key
+        (per way: same epoch, same key), and the key's address and key are
+        compared with the five keys decided just before (whose writes the read
+        may have missed, or met in its own cycle; the four older ones are
         folded into registered flags here);
-``S3``  decide, in key order: a key equal to one of those six at the same
+``S3``  decide, in key order: a key equal to one of those five at the same
         bucket takes its ``u`` (forwarding); otherwise a matching way gives
         ``u``; otherwise the first way free both in the word and after the
-        six earlier claims is claimed with ``u = next_u`` and written a cycle
+        five earlier claims is claimed with ``u = next_u`` and written a cycle
         later from registers (the
         new key also goes out on ``cold``); a full bucket retries the key one
         bucket further and replays every younger key after it (a flush: the
@@ -205,28 +204,22 @@ class DedupeEngine(wiring.Component):
         def stage(name):
             return {"valid": Signal(name=f"{name}_valid"), "ptr": Signal(qbits + 1, name=f"{name}_ptr"),
                     "item": Signal(item_l, name=f"{name}_item"), "addr": Signal(bbits, name=f"{name}_addr")}
-        s1, sx, sy, s2, s3 = stage("s1"), stage("sx"), stage("sy"), stage("s2"), stage("s3")
-        # Each bank's output goes straight into its sx_data and on into sy_data (two register
-        # hops from the RAM: a DP16KD's clock-to-output is slow and the RAMs are spread over
-        # the chip), is compared with the key (s2_occ, s2_match, s2_u per bank: no logic
-        # across banks before a register), then S2 takes the key's bank.
+        s1, sx, s2, s3 = stage("s1"), stage("sx"), stage("s2"), stage("s3")
+        # Each bank's output goes straight into its sx_data (placed by the RAM; a DP16KD's
+        # clock-to-output is slow), then the key's bank into s2_data by the compare logic.
         sx_data = [Signal(data.ArrayLayout(dentry, DW), name=f"sx_data{b}", reset_less=True)
                    for b in range(NBANK)]
-        sy_data = [Signal(data.ArrayLayout(dentry, DW), name=f"sy_data{b}", reset_less=True)
-                   for b in range(NBANK)]
-        s2_occ = [Signal(DW, name=f"s2_occ{b}") for b in range(NBANK)]
-        s2_match = [Signal(DW, name=f"s2_match{b}") for b in range(NBANK)]
-        s2_u = [Signal(data.ArrayLayout(r.u_bits, DW), name=f"s2_u{b}", reset_less=True) for b in range(NBANK)]
+        s2_data = Signal(data.ArrayLayout(dentry, DW), reset_less=True)
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))
-        NH = 6
+        NH = 5
         s3_fa = Signal(NH)  # same batch and bucket as decision j (0 = the latest)
         s3_fk = Signal(NH)  # ... and the same key
         s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 to 3 in this bucket
         s3_pre_found = Signal()     # decision 1, 2 or 3 resolved this key here ...
         s3_pre_u = Signal(r.u_bits)  # ... with this number
-        # The last six decisions (shifted at every advance): claimed way, resolved, u, and
+        # The last five decisions (shifted at every advance): claimed way, resolved, u, and
         # for the comparisons in S2: batch, bucket, key.
         hist = [{"claim": Signal(DW, name=f"h{j}_claim"), "res": Signal(name=f"h{j}_res"),
                  "u": Signal(r.u_bits, name=f"h{j}_u"), "valid": Signal(name=f"h{j}_valid"),
@@ -248,7 +241,7 @@ class DedupeEngine(wiring.Component):
 
         # ---- S3: decide ----------------------------------------------------------------------
         it3 = s3["item"]
-        # The five older decisions of the window were folded in S2 (s3_pre_*); only the
+        # The four older decisions of the window were folded in S2 (s3_pre_*); only the
         # decision of the previous cycle (hist[0]) is looked at here.
         fwd_mask = Signal(DW)
         fwd_found = Signal()
@@ -377,8 +370,7 @@ class DedupeEngine(wiring.Component):
         with m.If(decided):
             m.d.sync += ret.eq(s3["ptr"] + 1)
 
-        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~sx["valid"] & ~sy["valid"] & ~s2["valid"]
-                  & ~s3["valid"]):
+        with m.If(need_wipe & ~wiping & ~s1["valid"] & ~sx["valid"] & ~s2["valid"] & ~s3["valid"]):
             m.d.sync += [wiping.eq(1), wipe_ctr.eq(0)]
         with m.If(wiping):
             m.d.sync += wipe_ctr.eq(wipe_ctr + 1)
@@ -403,49 +395,44 @@ class DedupeEngine(wiring.Component):
                 s1["valid"].eq(issue), s1["ptr"].eq(iss), s1["item"].eq(head.item), s1["addr"].eq(addr0),
                 sx["valid"].eq(s1["valid"] & ~cont), sx["ptr"].eq(s1["ptr"]), sx["item"].eq(s1["item"]),
                 sx["addr"].eq(s1["addr"]),
-                sy["valid"].eq(sx["valid"] & ~cont), sy["ptr"].eq(sx["ptr"]), sy["item"].eq(sx["item"]),
-                sy["addr"].eq(sx["addr"]),
-                s2["valid"].eq(sy["valid"] & ~cont), s2["ptr"].eq(sy["ptr"]), s2["item"].eq(sy["item"]),
-                s2["addr"].eq(sy["addr"]),
+                s2["valid"].eq(sx["valid"] & ~cont), s2["ptr"].eq(sx["ptr"]), s2["item"].eq(sx["item"]),
+                s2["addr"].eq(sx["addr"]),
                 s3["valid"].eq(s2["valid"] & ~cont), s3["ptr"].eq(s2["ptr"]), s3["item"].eq(s2["item"]),
                 s3["addr"].eq(s2["addr"]),
             ]
             for b in range(NBANK):
                 m.d.sync += sx_data[b].eq(trds[b].data if not self.collision_probe else
                                           trds[b].data.as_value() ^ probe_mask[b])
-            ity = sy["item"]
-            for b in range(NBANK):
-                m.d.sync += sy_data[b].eq(sx_data[b])
-                occ = [sy_data[b][w].epoch == ity.epoch for w in range(DW)]
-                m.d.sync += [s2_occ[b].eq(Cat(*occ)),
-                             s2_match[b].eq(Cat(*(occ[w] & (sy_data[b][w].key == ity.key) for w in range(DW))))]
-                for w in range(DW):
-                    m.d.sync += s2_u[b][w].eq(sy_data[b][w].u)
-            # S2: compare the word, and with the keys decided in the six cycles' window.
+            with m.Switch(bank_of(sx["addr"])):
+                for b in range(NBANK):
+                    with m.Case(b):
+                        m.d.sync += s2_data.eq(sx_data[b])
+            # S2: compare the word, and with the keys decided in the five cycles' window.
             it2 = s2["item"]
             # The batch of the key decided before this one: S3's key (decided now, or flushed
             # by a retry), else the last decided one.
             m.d.sync += s3_newb.eq(Mux(s3["valid"], it2.epoch != it3.epoch, it2.epoch != cur_epoch))
-            # Window after the shift: j=0 <- S3 now, j <- hist[j-1] for j = 1 .. 5.
+            # Window after the shift: j=0 <- S3 now, j <- hist[j-1] for j = 1 .. 4.
             others = [(s3["valid"], s3["item"].epoch, s3["addr"], s3["item"].key)] + [
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
-            # Decision 5 (written a cycle after it) may have written its way at the very edge
+            # Decision 4 (written a cycle after it) may have written its way at the very edge
             # of this key's read: the RAMs leave such a read open (no_rw_check), so that way
-            # of the word is not used.  With the key's batch, forwarding stands in for it
-            # (below); from an older batch it is free for this key, as whatever it held before.
+            # of the word is not used.  With
+            # the key's batch, forwarding stands in for it (below); from an older batch it is
+            # free for this key, as whatever it held before.
             v3, ep3, ad3, _ = others[NH - 1]
             stale = hist[NH - 2]["claim"] & (v3 & (ep3 != it2.epoch) & (ad3 == s2["addr"])).replicate(DW)
-            with m.Switch(bank_of(s2["addr"])):
-                for b in range(NBANK):
-                    with m.Case(b):
-                        m.d.sync += [s3_occ.eq(s2_occ[b] & ~stale), s3_match.eq(s2_match[b] & ~stale),
-                                     s3_u.eq(s2_u[b])]
+            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
+            m.d.sync += [s3_occ.eq(Cat(*occ) & ~stale),
+                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))) & ~stale)]
+            for w in range(DW):
+                m.d.sync += s3_u[w].eq(s2_data[w].u)
             fa, fk = [], []
             for v, ep, ad, ky in others:
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
                 fk.append(ky == it2.key)
             m.d.sync += [s3_fa.eq(Cat(*fa)), s3_fk.eq(Cat(*fk))]
-            # Decisions 1 to 5 of S3's window are hist[0] to hist[4] now: fold them in (the
+            # Decisions 1 to 4 of S3's window are hist[0] to hist[3] now: fold them in (the
             # latest first; a key resolved twice in a bucket has one number anyway).
             pm = Const(0, DW)
             for j in range(1, NH):

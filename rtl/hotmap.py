@@ -66,10 +66,10 @@ class HotMapLookup(wiring.Component):
     Memories: for each of the ``hotmap_hashes`` hash functions, W copies of
     a ``hotmap_buckets x (hotmap_ways x slot word)`` RAM with one write port
     (the load) and one read port (one lane), so no RAM has more ports than
-    the primitive.  Pipeline (6 cycles, one beat per
+    the primitive.  Pipeline (5 cycles, one beat per
     cycle, all stages move together): hashes -> bucket read -> read data
-    registered twice -> key compare registered -> matches combined,
-    registered as the response.
+    registered -> key compare registered -> matches combined, registered as
+    the response.
 
     Parameters
     ----------
@@ -111,16 +111,15 @@ class HotMapLookup(wiring.Component):
         # All stages advance together when the response is free or taken; the
         # read ports hold their data while stalled (read enable = advance).
         adv = Signal()
-        v1, v2, v3, v4, v5, v6 = Signal(), Signal(), Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [adv.eq(~v6 | self.resp.ready), self.req.ready.eq(adv), self.resp.valid.eq(v6)]
+        v1, v2, v3, v4, v5 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [adv.eq(~v5 | self.resp.ready), self.req.ready.eq(adv), self.resp.valid.eq(v5)]
         keys1 = Signal(data.ArrayLayout(K, W))
         keys2 = Signal(data.ArrayLayout(K, W))
         keys3 = Signal(data.ArrayLayout(K, W))
-        keys4 = Signal(data.ArrayLayout(K, W))
         addr1 = [[Signal(LB, name=f"addr_h{h}_l{l}") for l in range(W)] for h in range(len(fns))]
         with m.If(adv):
-            m.d.sync += [v1.eq(self.req.valid), v2.eq(v1), v3.eq(v2), v4.eq(v3), v5.eq(v4), v6.eq(v5),
-                         keys1.eq(self.req.payload), keys2.eq(keys1), keys3.eq(keys2), keys4.eq(keys3)]
+            m.d.sync += [v1.eq(self.req.valid), v2.eq(v1), v3.eq(v2), v4.eq(v3), v5.eq(v4),
+                         keys1.eq(self.req.payload), keys2.eq(keys1), keys3.eq(keys2)]
             for h, fn in enumerate(fns):
                 for l in range(W):
                     m.d.sync += addr1[h][l].eq(fn.amaranth(self.req.payload[l]))
@@ -147,19 +146,17 @@ class HotMapLookup(wiring.Component):
                     m.d.comb += wp.en.eq(Const(1, r.hotmap_ways) << laddr[:way_bits] if way_bits else 1)
                 rp = mem.read_port()
                 m.d.comb += [rp.addr.eq(addr1[h][lane]), rp.en.eq(adv)]
-                # The RAM's output straight into a register and on into another (a DP16KD's
-                # clock-to-output is slow and the RAMs are spread over the chip), then the
-                # compare into registers (match and slot per way).
+                # The RAM's output straight into a register (a DP16KD's clock-to-output is
+                # slow), then the compare into registers (match and slot per way).
                 data3 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd_h{h}_l{lane}", reset_less=True)
-                data4 = Signal(data.ArrayLayout(entry, r.hotmap_ways), name=f"rd2_h{h}_l{lane}", reset_less=True)
                 with m.If(adv):
-                    m.d.sync += [data3.eq(rp.data), data4.eq(data3)]
+                    m.d.sync += data3.eq(rp.data)
                 for w in range(r.hotmap_ways):
-                    e = data4[w]
+                    e = data3[w]
                     match4 = Signal(name=f"match_h{h}_l{lane}_w{w}")
                     slot4 = Signal(r.slot_bits, name=f"slot_h{h}_l{lane}_w{w}", reset_less=True)
                     with m.If(adv):
-                        m.d.sync += [match4.eq(e.valid & (e.key == keys4[lane])), slot4.eq(e.slot)]
+                        m.d.sync += [match4.eq(e.valid & (e.key == keys3[lane])), slot4.eq(e.slot)]
                     hits[lane].append((match4, slot4))
 
         for lane in range(W):

@@ -46,7 +46,7 @@ also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
 A serializer feeds those beats' cold keys, one per cycle in lane order, to
 the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
 ``dedupe_buckets x dedupe_ways`` entries in RAM banks with one read and one
-write port each, pipelined over six stages with forwarding of the six
+write port each, pipelined over five stages with forwarding of the five
 previous decisions and a replay when a bucket is full, so it numbers the
 keys exactly in arrival order.  It sends each new cold key out on ``cold``
 (one key per beat, ``count`` 1) and each beat's numbers back on a small
@@ -249,9 +249,9 @@ class ReorderUnit(wiring.Component):
         side_layout = data.StructLayout({
             "keys": data.ArrayLayout(K, W), "lane_valid": W, "sid": r.sid_bits,
             "sample_last": 1, "batch_last": 1, "too_many": 1})
-        # Covers the lookup's latency (6) plus the split register, so the input runs at one
-        # beat per cycle (16 deep: the depth of a LUT RAM).
-        m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=16)
+        # Covers the lookup's latency (5) plus the split register, so the input runs at one
+        # beat per cycle.
+        m.submodules.side = side = fifo.SyncFIFO(width=side_layout.size, depth=8)
         beat = Signal(range(S))
         sid = Signal(range(MAXS + 1))  # saturates at MAXS: "too many samples"
         sample_last = Signal()
