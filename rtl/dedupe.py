@@ -26,13 +26,14 @@ Pipeline, one key per cycle, all stages move together:
         clock-to-output is slow);
 ``S2``  the word of the key's bank is registered and compared with the key
         (per way: same epoch, same key), and the key's address and key are
-        compared with the four keys decided just before (whose writes the read
-        may have missed; the three older ones are folded into registered
-        flags here);
-``S3``  decide, in key order: a key equal to one of those four at the same
+        compared with the five keys decided just before (whose writes the read
+        may have missed, or met in its own cycle; the four older ones are
+        folded into registered flags here);
+``S3``  decide, in key order: a key equal to one of those five at the same
         bucket takes its ``u`` (forwarding); otherwise a matching way gives
         ``u``; otherwise the first way free both in the word and after the
-        four earlier claims is claimed with ``u = next_u`` and written (the
+        five earlier claims is claimed with ``u = next_u`` and written a cycle
+        later from registers (the
         new key also goes out on ``cold``); a full bucket retries the key one
         bucket further and replays every younger key after it (a flush: the
         item queue keeps keys until they are decided), so decisions are
@@ -101,6 +102,10 @@ class DedupeEngine(wiring.Component):
     Parameters
     ----------
     cfg : HotlineConfig
+    collision_probe : bool
+        For tests: the RAM model returns the ways written in the very cycle of a read
+        of their bucket with every bit inverted (the RAMs are ``no_rw_check``: such a
+        read is left open on the FPGA), to show the engine never uses them.
 
     Members
     -------
@@ -112,9 +117,10 @@ class DedupeEngine(wiring.Component):
         The new keys in ``u`` order (overflowed batches stop at ``max_batch_keys``).
     """
 
-    def __init__(self, cfg: HotlineConfig):
+    def __init__(self, cfg: HotlineConfig, *, collision_probe: bool = False):
         require_config(self, cfg)
         self.cfg = cfg
+        self.collision_probe = bool(collision_probe)
         super().__init__({
             "items": In(stream.Signature(dedupe_item_layout(cfg))),
             "uvec": Out(stream.Signature(dedupe_uvec_layout(cfg))),
@@ -184,7 +190,9 @@ class DedupeEngine(wiring.Component):
         lbits = max(1, _clog2(BD))
         tws, trds = [], []
         for b in range(NBANK):
-            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[])
+            # A read in the cycle of a write to its bucket is left open (no bypass logic after
+            # the RAM); S2 and S3 never use the way being written then (see ``stale``).
+            tmem = Memory(shape=data.ArrayLayout(dentry, DW), depth=BD, init=[], attrs={"no_rw_check": 1})
             m.submodules[f"table{b}" if NBANK > 1 else "table"] = tmem
             tws.append(tmem.write_port(granularity=1))
             trds.append(tmem.read_port())
@@ -205,13 +213,13 @@ class DedupeEngine(wiring.Component):
         s3_match = Signal(DW)
         s3_occ = Signal(DW)
         s3_u = Signal(data.ArrayLayout(r.u_bits, DW))
-        NH = 4
+        NH = 5
         s3_fa = Signal(NH)  # same batch and bucket as decision j (0 = the latest)
         s3_fk = Signal(NH)  # ... and the same key
         s3_pre_mask = Signal(DW)    # ways claimed by decisions 1 to 3 in this bucket
         s3_pre_found = Signal()     # decision 1, 2 or 3 resolved this key here ...
         s3_pre_u = Signal(r.u_bits)  # ... with this number
-        # The last four decisions (shifted at every advance): claimed way, resolved, u, and
+        # The last five decisions (shifted at every advance): claimed way, resolved, u, and
         # for the comparisons in S2: batch, bucket, key.
         hist = [{"claim": Signal(DW, name=f"h{j}_claim"), "res": Signal(name=f"h{j}_res"),
                  "u": Signal(r.u_bits, name=f"h{j}_u"), "valid": Signal(name=f"h{j}_valid"),
@@ -233,7 +241,7 @@ class DedupeEngine(wiring.Component):
 
         # ---- S3: decide ----------------------------------------------------------------------
         it3 = s3["item"]
-        # The three older decisions of the window were folded in S2 (s3_pre_*); only the
+        # The four older decisions of the window were folded in S2 (s3_pre_*); only the
         # decision of the previous cycle (hist[0]) is looked at here.
         fwd_mask = Signal(DW)
         fwd_found = Signal()
@@ -279,16 +287,24 @@ class DedupeEngine(wiring.Component):
         m.d.comb += u3.eq(Mux(found, u_found, nu))
 
         # Writes: the wipe, or a claim.
+        # A claim is written a cycle later from registers (the RAMs are spread over the chip;
+        # the forwarding window covers the extra cycle).  No claim is pending when a wipe
+        # starts (the pipeline is empty a cycle before).
+        w_en = [Signal(DW, name=f"w_en{b}") for b in range(NBANK)]
+        w_addr = Signal(lbits)
+        w_epoch = Signal(E)
+        w_key = Signal(K)
+        w_u = Signal(r.u_bits)
+        m.d.sync += [w_addr.eq(s3["addr"][:lbits]), w_epoch.eq(it3.epoch), w_key.eq(it3.key), w_u.eq(nu)]
+        for b in range(NBANK):
+            m.d.sync += w_en[b].eq(Mux(claim & (bank_of(s3["addr"]) == b), first_free, 0))
         for b, tw in enumerate(tws):
-            m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, s3["addr"][:lbits]))
+            m.d.comb += tw.addr.eq(Mux(wiping, wipe_ctr, w_addr))
             for w in range(DW):
-                m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, it3.epoch)),
-                             tw.data[w].key.eq(Mux(wiping, 0, it3.key)),
-                             tw.data[w].u.eq(Mux(wiping, 0, nu))]
-            with m.If(wiping):
-                m.d.comb += tw.en.eq((1 << DW) - 1)
-            with m.Elif(claim & (bank_of(s3["addr"]) == b)):
-                m.d.comb += tw.en.eq(first_free)
+                m.d.comb += [tw.data[w].epoch.eq(Mux(wiping, 0, w_epoch)),
+                             tw.data[w].key.eq(Mux(wiping, 0, w_key)),
+                             tw.data[w].u.eq(Mux(wiping, 0, w_u))]
+            m.d.comb += tw.en.eq(Mux(wiping, (1 << DW) - 1, w_en[b]))
 
         # The count after this key, as multiplexers over registered next_u + 1 and the
         # registered comparisons with max_batch_keys (no adder or compare after the decision).
@@ -362,6 +378,17 @@ class DedupeEngine(wiring.Component):
                 # (after the reset's own wipe no key is waiting for one)
                 m.d.sync += [wiping.eq(0), wiped.eq(need_wipe), cur_epoch.eq(0)]
 
+        if self.collision_probe:
+            # Ways written at the edge of a read of the same row: inverted in the read word
+            # (held, like the word, while the read port is not enabled).
+            ew = data.ArrayLayout(dentry, DW).size // DW
+            probe_mask = []
+            for b in range(NBANK):
+                ways = Signal(DW, name=f"probe_ways{b}")
+                with m.If(adv):
+                    m.d.sync += ways.eq(Mux(tws[b].addr == addr0[:lbits], tws[b].en, 0))
+                probe_mask.append(Cat(*(ways[w].replicate(ew) for w in range(DW))))
+
         # ---- stage moves ---------------------------------------------------------------------
         with m.If(adv):
             m.d.sync += [
@@ -374,30 +401,38 @@ class DedupeEngine(wiring.Component):
                 s3["addr"].eq(s2["addr"]),
             ]
             for b in range(NBANK):
-                m.d.sync += sx_data[b].eq(trds[b].data)
+                m.d.sync += sx_data[b].eq(trds[b].data if not self.collision_probe else
+                                          trds[b].data.as_value() ^ probe_mask[b])
             with m.Switch(bank_of(sx["addr"])):
                 for b in range(NBANK):
                     with m.Case(b):
                         m.d.sync += s2_data.eq(sx_data[b])
-            # S2: compare the word, and with the keys decided in the four cycles' window.
+            # S2: compare the word, and with the keys decided in the five cycles' window.
             it2 = s2["item"]
             # The batch of the key decided before this one: S3's key (decided now, or flushed
             # by a retry), else the last decided one.
             m.d.sync += s3_newb.eq(Mux(s3["valid"], it2.epoch != it3.epoch, it2.epoch != cur_epoch))
-            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
-            m.d.sync += [s3_occ.eq(Cat(*occ)),
-                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))))]
-            for w in range(DW):
-                m.d.sync += s3_u[w].eq(s2_data[w].u)
-            # Window after the shift: j=0 <- S3 now, j=1 <- hist0, j=2 <- hist1, j=3 <- hist2.
+            # Window after the shift: j=0 <- S3 now, j <- hist[j-1] for j = 1 .. 4.
             others = [(s3["valid"], s3["item"].epoch, s3["addr"], s3["item"].key)] + [
                 (hist[j]["valid"], hist[j]["epoch"], hist[j]["addr"], hist[j]["key"]) for j in range(NH - 1)]
+            # Decision 4 (written a cycle after it) may have written its way at the very edge
+            # of this key's read: the RAMs leave such a read open (no_rw_check), so that way
+            # of the word is not used.  With
+            # the key's batch, forwarding stands in for it (below); from an older batch it is
+            # free for this key, as whatever it held before.
+            v3, ep3, ad3, _ = others[NH - 1]
+            stale = hist[NH - 2]["claim"] & (v3 & (ep3 != it2.epoch) & (ad3 == s2["addr"])).replicate(DW)
+            occ = [s2_data[w].epoch == it2.epoch for w in range(DW)]
+            m.d.sync += [s3_occ.eq(Cat(*occ) & ~stale),
+                         s3_match.eq(Cat(*(occ[w] & (s2_data[w].key == it2.key) for w in range(DW))) & ~stale)]
+            for w in range(DW):
+                m.d.sync += s3_u[w].eq(s2_data[w].u)
             fa, fk = [], []
             for v, ep, ad, ky in others:
                 fa.append(v & (ep == it2.epoch) & (ad == s2["addr"]))
                 fk.append(ky == it2.key)
             m.d.sync += [s3_fa.eq(Cat(*fa)), s3_fk.eq(Cat(*fk))]
-            # Decisions 1 to 3 of S3's window are hist[0] to hist[2] now: fold them in (the
+            # Decisions 1 to 4 of S3's window are hist[0] to hist[3] now: fold them in (the
             # latest first; a key resolved twice in a bucket has one number anyway).
             pm = Const(0, DW)
             for j in range(1, NH):

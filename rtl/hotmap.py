@@ -132,7 +132,11 @@ class HotMapLookup(wiring.Component):
         hits = [[] for _ in range(W)]
         for h in range(len(fns)):
             for lane in range(W):
-                mem = Memory(shape=data.ArrayLayout(entry, r.hotmap_ways), depth=r.hotmap_buckets, init=[])
+                # A load never meets a lookup (loads only while none is in flight), so the
+                # read/write collision behaviour is left open (``no_rw_check``): no bypass logic
+                # between the RAM's output and its register.
+                mem = Memory(shape=data.ArrayLayout(entry, r.hotmap_ways), depth=r.hotmap_buckets, init=[],
+                             attrs={"no_rw_check": 1})
                 m.submodules[f"table{h}_copy{lane}"] = mem
                 wp = mem.write_port(granularity=1)
                 m.d.comb += wp.addr.eq(bucket_of_load)

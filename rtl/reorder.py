@@ -46,7 +46,7 @@ also into the *cold queue*, both block-RAM FIFOs of ``dedupe_queue`` beats.
 A serializer feeds those beats' cold keys, one per cycle in lane order, to
 the :class:`~hotline.rtl.dedupe.DedupeEngine`: a single hash table of
 ``dedupe_buckets x dedupe_ways`` entries in RAM banks with one read and one
-write port each, pipelined over five stages with forwarding of the four
+write port each, pipelined over five stages with forwarding of the five
 previous decisions and a replay when a bucket is full, so it numbers the
 keys exactly in arrival order.  It sends each new cold key out on ``cold``
 (one key per beat, ``count`` 1) and each beat's numbers back on a small
