@@ -127,9 +127,14 @@ class WordReader(wiring.Component):
         m.d.comb += in_range.eq((idx >= first) & (idx < end))
         word = Signal(64)
         m.d.comb += word.eq(beat.word_select(lane, 64) if L > 1 else beat)
-        m.d.comb += [self.words.valid.eq(have & beat_ok & in_range), self.words.payload.eq(word)]
+        # The words leave through a small FIFO, so RREADY depends on registered state only,
+        # never combinationally on the consumer's ready.
+        m.submodules.out = out = fifo.SyncFIFO(width=64, depth=4)
+        m.d.comb += [out.w_en.eq(have & beat_ok & in_range & out.w_rdy), out.w_data.eq(word),
+                     self.words.valid.eq(out.r_rdy), self.words.payload.eq(out.r_data),
+                     out.r_en.eq(self.words.ready)]
         step = Signal()                               # the held word is done this cycle
-        m.d.comb += step.eq(have & (~(beat_ok & in_range) | self.words.ready))
+        m.d.comb += step.eq(have & (~(beat_ok & in_range) | out.w_rdy))
         last_lane = Signal()
         m.d.comb += last_lane.eq(lane == L - 1)
         free = Signal()
@@ -158,7 +163,7 @@ class WordReader(wiring.Component):
             m.d.sync += [ar_addr.eq(base), ar_left.eq(nbeats), beats_left.eq(nbeats),
                          first.eq(skip), end.eq(total), pos.eq(0), lane.eq(0), have.eq(0),
                          self.errors.eq(0)]
-        m.d.comb += self.busy.eq((ar_left != 0) | (beats_left != 0) | have)
+        m.d.comb += self.busy.eq((ar_left != 0) | (beats_left != 0) | have | out.r_rdy)
         return m
 
 

@@ -245,6 +245,7 @@ class HotlineTop(wiring.Component):
         sent = Signal(32)                 # words taken from the reader / entries seen
         answered = Signal(32)             # estimates received
         wptr = Signal(g.addr_bits)        # next word address of ESTIMATE / READOUT
+        ro_left = Signal(32)              # readout entries still to write
         finish = Signal()
         m.d.comb += [
             doneq.w_data.eq(Cat(cmd.tag, status, cmd.opcode, result0, result1)),
@@ -412,7 +413,7 @@ class HotlineTop(wiring.Component):
                     m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += busy.eq(1)
-                m.d.sync += wptr.eq(cmd.addr_b)
+                m.d.sync += [wptr.eq(cmd.addr_b), ro_left.eq(cmd.count)]
                 with m.Switch(cmd.opcode):
                     with m.Case(Opcode.NOP):
                         m.next = "FINISH"
@@ -529,13 +530,14 @@ class HotlineTop(wiring.Component):
                             ro.count, Const(0, 63 - READOUT_COUNT_SHIFT - c.counter_bits),
                             ro.valid)
                 room = Signal()
-                m.d.comb += room.eq(sent < cmd.count)
+                m.d.comb += room.eq(ro_left != 0)
                 m.d.comb += counter.readout.ready.eq(~room | wq.w_rdy)
                 with m.If(counter.readout.valid & counter.readout.ready):
                     m.d.sync += sent.eq(sent + 1)
                     with m.If(room):
                         m.d.comb += put(wptr, entry)
-                        m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8)]
+                        m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8),
+                                     ro_left.eq(ro_left - 1)]
                     with m.If(ro.valid):
                         m.d.sync += result1.eq(result1 + 1)
                     with m.If(ro.last):

@@ -305,7 +305,9 @@ async def test_queue_full_and_irq(dut):
         word = await tb.read(regmap.DONE_HEAD)
         if not R["DONE_HEAD"].field("VALID").get(word):
             qs = await tb.read(regmap.QUEUE_STATUS)
-            if not R["QUEUE_STATUS"].field("BUSY").get(qs):
+            # idle now: but a command may have completed between the two reads
+            if not R["QUEUE_STATUS"].field("BUSY").get(qs) and \
+                    not R["DONE_HEAD"].field("VALID").get(await tb.read(regmap.DONE_HEAD)):
                 break
             await ClockCycles(dut.clk, 50)
             continue
