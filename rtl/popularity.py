@@ -201,10 +201,13 @@ class CounterBank(Elaboratable):
     operation carries its indices (hashed at dispatch) through seven stages
     (S, R, E1 to E5), one operation per cycle, never stalling after R:
 
-    * S: select the next lane of the head beat; register its operation.
+    * S: select the next lane of the head beat (the queue's head is a
+      register); register its operation, and compare its counter indices
+      with those of the operations that will be in E1..E4 next cycle.
     * R: present the D counter addresses to the sketch rows' read ports
       (transparent: a write committed at the read's edge is seen) and check
-      the operations in E1..E4, whose writes commit after the read: an
+      (from the registered comparisons) the operations in E1..E4, whose
+      writes commit after the read: an
       update there with *all* D counters equal to this operation's is a
       chain link; one sharing *some but not all* of them (another key
       colliding in a row) holds this operation in R, with a bubble into E1,
@@ -216,9 +219,10 @@ class CounterBank(Elaboratable):
       minimum (a balanced tree).  E4: ``m + n`` saturated (``n`` is 0 for a
       query).  E1 also presents the heavy-hitter set address; the set is
       registered twice likewise and in E4 replaced by the set the operation
-      two (else three) ahead wrote when it is the same set (the read misses
-      the writes of the three operations ahead); the key is compared with
-      its ways there.
+      two (else three, else four) ahead put when it is the same set (the
+      read misses the writes of the four operations ahead); the key is
+      compared with its ways there, and the counts with each other and with
+      the estimate of the operation one ahead.
     * A chain link's estimate and written counters are taken over when the
       link is in E5: the link 4, 3, 2 operations ahead in E1, E2, E3 (into
       registers), the one just ahead in E4; the newest link wins.  This is
@@ -230,12 +234,13 @@ class CounterBank(Elaboratable):
       key run at one per cycle.
     * E5: the estimate and the counters (read, or a link's) are registered;
       new counters (``+n`` saturating, or ``max(c, e)`` with
-      ``conservative_update``) are written.  The heavy-hitter set (patched
-      with the set the previous operation wrote when it is the same set; the
-      E4 set holds every earlier write) is searched: hit / admit / evict
-      (all comparisons side by side), and written back.  A query's estimate is collected; after the last of its
-      beat's lanes in this bank the beat's estimates go to the answer queue
-      as one entry.
+      ``conservative_update``) are written.  The heavy-hitter set (the E4
+      set, patched in the way the previous operation put when it is the same
+      set) is searched: hit / admit / evict, from precomputed comparisons;
+      the new set is formed in the cycle after E5 (E6) and written at its
+      end.  A query's estimate is collected; after the last of its beat's
+      lanes in this bank the beat's estimates go to the answer queue as one
+      entry.
 
     Parameters
     ----------
@@ -682,7 +687,10 @@ class PopularityCounterArray(wiring.Component):
 
     * Each bank (:class:`CounterBank`) runs one operation per cycle through
       a seven-stage pipeline (select, read, five execute stages, the last of
-      which writes).  An in-flight update on exactly the same D counters
+      which writes the counters; the heavy-hitter set is written one cycle
+      later).  Every block-RAM and LUT-RAM read lands in a register before
+      any logic, and no stage has a chain of comparisons (post-route Fmax:
+      ``results/fpga/ooc-counter.json``).  An in-flight update on exactly the same D counters
       hands over its estimate and counters (a chain link), and one on the
       same heavy-hitter set hands over the set, so back-to-back operations
       on one key are exact at full rate; an operation that shares only some
