@@ -18,7 +18,7 @@ from functools import reduce
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -201,19 +201,28 @@ class CounterBank(Elaboratable):
     operation carries its indices (hashed at dispatch) through seven stages
     (S, R, E1 to E5), one operation per cycle, never stalling after R:
 
-    * S: select the next lane of the head beat; register its operation.
+    * S: select the next lane of the head beat (the queue's head is a
+      register); register its operation, and compare its counter indices
+      with those of the operations that will be in E1..E4 next cycle.
     * R: present the D counter addresses to the sketch rows' read ports
       (transparent: a write committed at the read's edge is seen) and check
-      the operations in E1..E4, whose writes commit after the read: an
+      (from the registered comparisons) the operations in E1..E4, whose
+      writes commit after the read: an
       update there with *all* D counters equal to this operation's is a
       chain link; one sharing *some but not all* of them (another key
       colliding in a row) holds this operation in R, with a bubble into E1,
       until that update has written (a few cycles, rare: about ``4 D /
       (2**S / banks)`` per operation).
-    * E1: the counters arrive (registered).  E2: their minimum.  E3: ``m +
-      n`` saturated (``n`` is 0 for a query).  E3 also presents the
-      heavy-hitter set address; the set arrives in E4, where the key is
-      compared with its ways.
+    * E1: the counters arrive; they are registered twice (E2, E3) before any
+      logic, so the block RAM's slow clock-to-output ends in a register
+      (synthesis takes the first register into the block RAM).  E3: their
+      minimum (a balanced tree).  E4: ``m + n`` saturated (``n`` is 0 for a
+      query).  E1 also presents the heavy-hitter set address; the set is
+      registered twice likewise and in E4 replaced by the set the operation
+      two (else three, else four) ahead put when it is the same set (the
+      read misses the writes of the four operations ahead); the key is
+      compared with its ways there, and the counts with each other and with
+      the estimate of the operation one ahead.
     * A chain link's estimate and written counters are taken over when the
       link is in E5: the link 4, 3, 2 operations ahead in E1, E2, E3 (into
       registers), the one just ahead in E4; the newest link wins.  This is
@@ -225,12 +234,13 @@ class CounterBank(Elaboratable):
       key run at one per cycle.
     * E5: the estimate and the counters (read, or a link's) are registered;
       new counters (``+n`` saturating, or ``max(c, e)`` with
-      ``conservative_update``) are written.  The heavy-hitter set (patched
-      with the set the previous operation wrote when it is the same set; the
-      read saw every earlier write) is searched: hit / admit / evict, and
-      written back.  A query's estimate is collected; after the last of its
-      beat's lanes in this bank the beat's estimates go to the answer queue
-      as one entry.
+      ``conservative_update``) are written.  The heavy-hitter set (the E4
+      set, patched in the way the previous operation put when it is the same
+      set) is searched: hit / admit / evict, from precomputed comparisons;
+      the new set is formed in the cycle after E5 (E6) and written at its
+      end.  A query's estimate is collected; after the last of its beat's
+      lanes in this bank the beat's estimates go to the answer queue as one
+      entry.
 
     Parameters
     ----------
@@ -239,9 +249,10 @@ class CounterBank(Elaboratable):
 
     Members
     -------
-    beats : SyncFIFO
+    beats : SyncFIFOBuffered
         The beat queue (``layouts.beat`` entries, ``fifo_depth`` deep, LUT
-        RAM with one write port): per beat with operations for this bank,
+        RAM with one write port and a registered head, so the LUT RAM's read
+        ends in a register before any logic): per beat with operations for this bank,
         the beat's W operations and the mask of those that are this bank's.
     answers : SyncFIFO
         Per QUERY beat with lanes in this bank, in stream order, the W
@@ -270,7 +281,8 @@ class CounterBank(Elaboratable):
         self.row_depth = c.counters // c.banks
         self.set_depth = c.hh_sets // c.banks
         self.clear_depth = max(self.row_depth, self.set_depth)
-        self.beats = SyncFIFO(width=data.Layout.cast(layouts.beat).size, depth=c.fifo_depth)
+        self.beats = SyncFIFOBuffered(width=data.Layout.cast(layouts.beat).size,
+                                      depth=c.fifo_depth)
         self.answers = SyncFIFO(width=c.counter_bits * c.lanes, depth=layouts.query_slots)
         self.run = Signal()
         self.clearing = Signal()
@@ -343,14 +355,32 @@ class CounterBank(Elaboratable):
         # link: its estimate and written counters are taken over when it reaches
         # E5.  One that shares only some of them (different keys colliding in a
         # row) makes this operation wait in R until it has written (``hold``).
+        # The counter index comparisons are registers, made one cycle ahead on
+        # each lane of the head beat (then selected by ``first``) against the
+        # operations that will be in E1..E4, or carried along on a hold; they
+        # always equal the comparisons of the registers as they are.  Only
+        # whether some (``eq_any``) and whether all (``eq_all``) of the D
+        # counters are shared is kept.
+        ahead = [r_op] + [ex[j][1] for j in range(3)]      # next cycle's E1..E4
+        eq_any = [Signal(name=f"eq_any_e{j + 1}", reset_less=True) for j in range(4)]
+        eq_all = [Signal(name=f"eq_all_e{j + 1}", reset_less=True) for j in range(4)]
+        for j in range(4):
+            lane_eqs = [[beat.ops[i].rows[d] == ahead[j].rows[d] for d in range(D)]
+                        for i in range(W)]
+            fresh_any = _onehot_mux(first, [_any(e) for e in lane_eqs], 1)
+            fresh_all = _onehot_mux(first, [_all(e) for e in lane_eqs], 1)
+            if j == 0:      # on a hold, E1 gets the operation in R itself
+                m.d.sync += [eq_any[j].eq(hold | fresh_any), eq_all[j].eq(hold | fresh_all)]
+            else:
+                m.d.sync += [eq_any[j].eq(Mux(hold, eq_any[j - 1], fresh_any)),
+                             eq_all[j].eq(Mux(hold, eq_all[j - 1], fresh_all))]
         chain_r = []
         partial = []
         for j in range(4):
             v, op = ex[j][0], ex[j][1]
-            eqs = [r_op.rows[d] == op.rows[d] for d in range(D)]
             writer = v & ~op.query
-            chain_r.append(writer & _all(eqs))
-            partial.append(writer & _any(eqs) & ~_all(eqs))
+            chain_r.append(writer & eq_all[j])
+            partial.append(writer & eq_any[j] & ~eq_all[j])
         m.d.comb += hold.eq(r_valid & _any(partial))
         # chain[j]: the operation j + 1 ahead is a chain link (registered per stage)
         chain = [Signal(name=f"chain{j + 1}", reset_less=True) for j in range(4)]
@@ -443,89 +473,118 @@ class CounterBank(Elaboratable):
         ]
         # The set is read in E1 and registered twice (E3, E4) before any logic:
         # synthesis takes one register into the block RAM, the other lands the
-        # block RAM's slow clock-to-output in the fabric.  The read (its data in
-        # E2) misses the writes of the three operations ahead (in E3, E4, E5 at
-        # the read), so:
+        # block RAM's slow clock-to-output in the fabric.  An operation decides
+        # in E5 which way it puts (hit / admit / evict); its new set is formed in
+        # the cycle after (E6, from registers) and written at the end of E6.  So
+        # the read (its data in E2) misses the writes of the four operations
+        # ahead (in E2..E5 at the read), and:
         #
-        # * in E4 the set written by the operation two ahead (``hist``, written
-        #   one cycle ago) or else three ahead (``hist_d``) replaces the set as
-        #   read when it is the same set (flags ``f2``/``f3`` registered in E3/E2);
-        #   that word is the set after every operation up to it, and the others
-        #   in between did not touch this set.  The key is compared with its ways.
-        # * in E5 the set the operation one ahead wrote (``hist``) is forwarded
-        #   when it is the same set.  Its own E4/E5 word was this one's E4 word,
-        #   so only the ways it put differ: there the hit is "same key as the
-        #   previous operation".
+        # * in E4 the set put by the operation two ahead (``word6``, now in
+        #   E6), else three ahead (``hist_d``), else four ahead (``hist_dd``)
+        #   replaces the set as read when it is the same set (flags registered
+        #   from E3, E2, E1); that word is the set after every operation up to
+        #   it, and those in between did not touch this set.  The key is
+        #   compared with its ways, and the counts with each other and with the
+        #   estimate of the operation one ahead (in E5 now).
+        # * in E5, when the operation one ahead is on the same set, its E5 set
+        #   was this one's E4 set, so the set differs from it only in the way
+        #   that operation put (``put6``), which now holds ``{1, its key,
+        #   its estimate}``: there the hit is "same key as the previous
+        #   operation" and the comparisons are those made with its estimate.
+        #   Every comparison in E5 is thus precomputed or between registers.
         hh3 = Signal(L.hh_word, reset_less=True)      # E3: the set as read
         hh4 = Signal(L.hh_word, reset_less=True)      # E4: ... in a fabric register
-        f3 = Signal(reset_less=True)                  # E3: the op three ahead wrote this set
-        f3_4 = Signal(reset_less=True)                # E4: ... carried
-        f2_4 = Signal(reset_less=True)                # E4: the op two ahead wrote this set
-        hist = Signal(L.hh_word, reset_less=True)     # the set the previous operation wrote
-        hist_d = Signal(L.hh_word, reset_less=True)   # ... and the one before it
-        hist_put = Signal(ways, reset_less=True)      # ... the ways the previous one put
+        f4 = [Signal(name=f"f4_{j}", reset_less=True) for j in (2, 3, 4)]  # op four ahead
+        f3 = [Signal(name=f"f3_{j}", reset_less=True) for j in (3, 4)]     # op three ahead
+        f2_4 = Signal(reset_less=True)                                     # op two ahead
+        word6 = Signal(L.hh_word)                     # E6: the set the op in E6 puts
+        hist_d = Signal(L.hh_word, reset_less=True)   # ... one cycle ago
+        hist_dd = Signal(L.hh_word, reset_less=True)  # ... two cycles ago
         m.d.sync += [
             hh3.eq(hrp.data),
             hh4.eq(hh3),
-            f3.eq(e5_valid & (e2_op.set == e5_op.set)),
-            f3_4.eq(f3),
+            f4[0].eq(e5_valid & (e1_op.set == e5_op.set)), f4[1].eq(f4[0]), f4[2].eq(f4[1]),
+            f3[0].eq(e5_valid & (e2_op.set == e5_op.set)), f3[1].eq(f3[0]),
             f2_4.eq(e5_valid & (e3_op.set == e5_op.set)),
-            hist_d.eq(hist),
+            hist_d.eq(word6),
+            hist_dd.eq(hist_d),
         ]
         base = Signal(L.hh_word)                      # E4: the set but for the op one ahead
-        m.d.comb += base.eq(Mux(f2_4, hist.as_value(), Mux(f3_4, hist_d.as_value(),
-                                                            hh4.as_value())))
+        m.d.comb += base.eq(Mux(f2_4, word6.as_value(),
+                                Mux(f3[1], hist_d.as_value(),
+                                    Mux(f4[2], hist_dd.as_value(), hh4.as_value()))))
         hh_raw = Signal(L.hh_word, reset_less=True)   # E5: that set
-        hit_raw = Signal(ways, reset_less=True)       # E5: ... and where this key is in it
+        hit_raw = Signal(ways, reset_less=True)       # E5: ... where this key is in it
+        lt_raw = {(j, i): Signal(name=f"lt_raw{j}_{i}", reset_less=True)
+                  for j in range(ways) for i in range(j)}  # ... count j < count i
+        p_lt = Signal(ways, reset_less=True)          # ... previous estimate < count i
+        lt_p = Signal(ways, reset_less=True)          # ... count i < previous estimate
         hfwd = Signal()                               # the previous operation's set is this one's
         same_key = Signal(reset_less=True)            # ... and its key is this one's
         m.d.sync += [
             hh_raw.eq(base),
             hit_raw.eq(Cat(*(base[w].valid & (base[w].key == e4_op.key)
                              for w in range(ways)))),
+            p_lt.eq(Cat(*(e5_est < base[w].count for w in range(ways)))),
+            lt_p.eq(Cat(*(base[w].count < e5_est for w in range(ways)))),
             hfwd.eq(e5_valid & (e4_op.set == e5_op.set)),
             same_key.eq(e4_op.key == e5_op.key),
         ]
-        word = Signal(L.hh_word)
-        m.d.comb += word.eq(Mux(hfwd, hist.as_value(), hh_raw.as_value()))
-        entries = [word[w] for w in range(ways)]
+        m.d.sync += [lt_raw[j, i].eq(base[j].count < base[i].count) for (j, i) in lt_raw]
+        # E5: the previous operation (now in E6): its key, estimate and put ways
+        key6 = Signal(self.cfg.keys.key_bits, reset_less=True)
+        est6 = Signal(cbits, reset_less=True)
+        put6 = Signal(ways, reset_less=True)
+        ent6 = Signal(L.hh_word, reset_less=True)
+        prev_entry = Signal(L.entry)
+        m.d.comb += [prev_entry.valid.eq(1), prev_entry.key.eq(key6), prev_entry.count.eq(est6)]
+        patched = [Signal(name=f"patched{w}") for w in range(ways)]
+        m.d.comb += [patched[w].eq(hfwd & put6[w]) for w in range(ways)]
+        entries = [Signal(L.entry, name=f"entry{w}") for w in range(ways)]
+        m.d.comb += [entries[w].eq(Mux(patched[w], prev_entry.as_value(), hh_raw[w].as_value()))
+                     for w in range(ways)]
         hit = [Signal(name=f"hit{w}") for w in range(ways)]
-        m.d.comb += [hit[w].eq(Mux(hfwd & hist_put[w], same_key, hit_raw[w])) for w in range(ways)]
+        m.d.comb += [hit[w].eq(Mux(patched[w], same_key, hit_raw[w])) for w in range(ways)]
         any_hit = Signal()
         any_free = Signal()
-        m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(~_all([e.valid for e in entries]))]
-        # All comparisons side by side (no chain of compare-then-select):
+        free = [~patched[w] & ~hh_raw[w].valid for w in range(ways)]
+        m.d.comb += [any_hit.eq(_any(hit)), any_free.eq(_any(free))]
         # the lowest free way, one-hot ...
-        free = [~e.valid for e in entries]
         first_free = [free[w] & ~_any(free[:w]) for w in range(ways)]
         # ... the smallest count, the lowest way among equals, one-hot: way w is
         # below every earlier way and no later way is below it ...
-        lt = {(j, i): entries[j].count < entries[i].count
-              for j in range(ways) for i in range(j)}
+        lt = {(j, i): Mux(patched[j], p_lt[i], Mux(patched[i], lt_p[j], lt_raw[j, i]))
+              for (j, i) in lt_raw}
         small = [_all([lt[w, i] for i in range(w)] + [~lt[j, w] for j in range(w + 1, ways)])
                  for w in range(ways)]
         # ... and "the smallest count is below the estimate" as "some count is".
-        below = _any([e.count < e5_est for e in entries])
+        prev_below = est6 < e5_est
+        below = _any([Mux(patched[w], prev_below, hh_raw[w].count < e5_est)
+                      for w in range(ways)])
         victim = Signal(ways)
         admit = Signal()
         m.d.comb += [
             victim.eq(Mux(any_free, Cat(*first_free), Cat(*small))),
             admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | below)),
         ]
-        new_entry = Signal(L.entry)
-        m.d.comb += [new_entry.valid.eq(1), new_entry.key.eq(e5_op.key), new_entry.count.eq(e5_est)]
-        new_word = Signal(L.hh_word)
         put = Signal(ways)
-        for w in range(ways):
-            # a hit rewrites its own way (same key, new count); an admission its victim
-            m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & victim[w]))),
-                         new_word[w].eq(Mux(put[w], new_entry.as_value(), entries[w].as_value()))]
-        m.d.sync += [hist.eq(new_word), hist_put.eq(put)]
-        m.d.comb += [
-            hwp.en.eq(e5_upd | self.clearing),
-            hwp.addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e5_op.set)),
-            hwp.data.eq(Mux(self.clearing, 0, new_word.as_value())),
+        # a hit rewrites its own way (same key, new count); an admission its victim
+        m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & victim[w]))) for w in range(ways)]
+        m.d.sync += [key6.eq(e5_op.key), est6.eq(e5_est), put6.eq(put),
+                     ent6.eq(Cat(*(e.as_value() for e in entries)))]
+        # E6: the new set, and the write port (registered enable and address)
+        m.d.comb += [word6[w].eq(Mux(put6[w], prev_entry.as_value(), ent6[w].as_value()))
+                     for w in range(ways)]
+        hw_en = Signal()
+        hw_clear = Signal(reset_less=True)
+        hw_addr = Signal(L.set_bits, reset_less=True)
+        m.d.sync += [
+            hw_en.eq(e5_upd | self.clearing),
+            hw_clear.eq(self.clearing),
+            hw_addr.eq(Mux(self.clearing, self.clear_addr[:L.set_bits], e5_op.set)),
         ]
+        m.d.comb += [hwp.en.eq(hw_en), hwp.addr.eq(hw_addr),
+                     hwp.data.eq(Mux(hw_clear, 0, word6.as_value()))]
 
         # ---- query answers and status ------------------------------------------
         acc = Signal(data.ArrayLayout(c.counter_bits, W), reset_less=True)
@@ -536,7 +595,7 @@ class CounterBank(Elaboratable):
             m.d.sync += acc.eq(answer)
         m.d.comb += [answers.w_en.eq(e5_valid & e5_op.query & e5_last),
                      answers.w_data.eq(answer.as_value())]
-        m.d.comb += self.busy.eq(beats.r_rdy | r_valid | _any([e[0] for e in ex]))
+        m.d.comb += self.busy.eq((beats.level != 0) | r_valid | _any([e[0] for e in ex]))
         return m
 
 
@@ -628,7 +687,10 @@ class PopularityCounterArray(wiring.Component):
 
     * Each bank (:class:`CounterBank`) runs one operation per cycle through
       a seven-stage pipeline (select, read, five execute stages, the last of
-      which writes).  An in-flight update on exactly the same D counters
+      which writes the counters; the heavy-hitter set is written one cycle
+      later).  Every block-RAM and LUT-RAM read lands in a register before
+      any logic, and no stage has a chain of comparisons (post-route Fmax:
+      ``results/fpga/ooc-counter.json``).  An in-flight update on exactly the same D counters
       hands over its estimate and counters (a chain link), and one on the
       same heavy-hitter set hands over the set, so back-to-back operations
       on one key are exact at full rate; an operation that shares only some
@@ -649,7 +711,8 @@ class PopularityCounterArray(wiring.Component):
       overflow and a bank never waits on ``estimates``.
 
     * CLEAR waits for the banks to drain, then zeroes all memories in
-      ``max(2**S, hh_sets) / banks`` cycles.  READOUT waits likewise, then
+      ``max(2**S, hh_sets) / banks`` cycles.  READOUT waits likewise (one
+      cycle more), then
       reads the sets through the banks' heavy-hitter read ports, one entry
       per cycle with no bubble between sets, holding on backpressure.
     """
@@ -851,7 +914,13 @@ class PopularityCounterArray(wiring.Component):
 
         with m.If(run & is_clear & drained):
             m.d.sync += [mode.eq(_Mode.CLEAR), clr_addr.eq(0)]
-        with m.If(run & is_readout & drained):
+        # READOUT starts one cycle after the banks were seen drained with the
+        # READOUT beat in D (nothing is dispatched meanwhile, so they still are),
+        # which keeps the wide OR over the banks' busy off the heavy-hitter read
+        # address.
+        ro_go = Signal()
+        m.d.sync += ro_go.eq(run & is_readout & drained)
+        with m.If(run & is_readout & ro_go):
             m.d.comb += [ro_load.eq(1), ro_addr.eq(0)]
             m.d.sync += [mode.eq(_Mode.READOUT), ro_bank.eq(0), ro_set.eq(0), ro_way.eq(0),
                          ro_have.eq(1)]
