@@ -132,18 +132,9 @@ class DeviceAccelerator(GoldenAccelerator):
         return hot
 
     # ---- hot map and reorder -----------------------------------------------------------
-    def load_hot_map(self, hot_keys, slots=None) -> None:
-        from .hotmap import HotMap
-        t0 = self._start()
-        keys = _as_keys(hot_keys, "hot_keys", 1)
-        hotmap = HotMap.build(self.cfg, keys, slots)
+    def _install_hot_map(self, hotmap) -> None:
         with self._cmd_lock:
             self.dev.load_hotmap(hotmap.image)
-        self.hotmap = hotmap
-        self.hot_keys = keys.copy()
-        self.hot_slots = (np.arange(keys.size, dtype=np.int64) if slots is None
-                          else np.asarray(slots, dtype=np.int64).copy())
-        self._account("load_hot_map", t0)
 
     def classify(self, keys):
         from .reorder import ClassifiedBatch, _check

@@ -204,11 +204,16 @@ class GoldenAccelerator(Accelerator):
         from .hotmap import HotMap
         t0 = self._start()
         keys = _as_keys(hot_keys, "hot_keys", 1)
-        self.hotmap = HotMap.build(self.cfg, keys, slots)
+        hotmap = HotMap.build(self.cfg, keys, slots)
+        self._install_hot_map(hotmap)
+        self.hotmap = hotmap
         self.hot_keys = keys.copy()
         self.hot_slots = (np.arange(keys.size, dtype=np.int64) if slots is None
                           else np.asarray(slots, dtype=np.int64).copy())
         self._account("load_hot_map", t0)
+
+    def _install_hot_map(self, hotmap) -> None:
+        """Hand a built hot map to the hardware (nothing to do for the in-process models)."""
 
     def classify(self, keys):
         from .reorder import classify
@@ -388,23 +393,18 @@ def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -
     scratch = scratch_bytes_for(cfg)
     if backend == "sim":
         from .sim import SimTop
-        top = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + (1 << 16))
-        try:
-            dev = Device(top, cfg, scratch_bytes=scratch)
-        except BaseException:
-            top.close()
-            raise
-        return DeviceAccelerator(cfg, dev, backend="sim", transport_owner=top)
-    regs, mem = os.environ.get("HOTLINE_FPGA_REGS"), os.environ.get("HOTLINE_FPGA_MEM")
-    if not regs or not mem:
-        raise BackendUnavailable(
-            "the fpga backend needs a device: set HOTLINE_FPGA_REGS (register window, e.g. a PCIe "
-            "BAR's resource0 or a UIO node) and HOTLINE_FPGA_MEM (the DMA-able host buffer; "
-            "HOTLINE_FPGA_MEM_BASE its bus address)")
-    t = MMIOTransport(regs, mem, int(os.environ.get("HOTLINE_FPGA_MEM_BASE", "0"), 0))
+        t = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + (1 << 16))
+    else:
+        regs, mem = os.environ.get("HOTLINE_FPGA_REGS"), os.environ.get("HOTLINE_FPGA_MEM")
+        if not regs or not mem:
+            raise BackendUnavailable(
+                "the fpga backend needs a device: set HOTLINE_FPGA_REGS (register window, e.g. a "
+                "PCIe BAR's resource0 or a UIO node) and HOTLINE_FPGA_MEM (the DMA-able host "
+                "buffer; HOTLINE_FPGA_MEM_BASE its bus address)")
+        t = MMIOTransport(regs, mem, int(os.environ.get("HOTLINE_FPGA_MEM_BASE", "0"), 0))
     try:
         dev = Device(t, cfg, scratch_bytes=scratch)
     except BaseException:
         t.close()
         raise
-    return DeviceAccelerator(cfg, dev, backend="fpga", transport_owner=t)
+    return DeviceAccelerator(cfg, dev, backend=backend, transport_owner=t)

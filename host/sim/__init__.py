@@ -30,6 +30,12 @@ __all__ = ["SimTop", "SimError", "build_library", "BUILD_ROOT"]
 
 BUILD_ROOT = Path(os.environ.get("HOTLINE_SIM_BUILD", "build/sim"))
 HARNESS = Path(__file__).with_name("harness.cpp")
+#: Every variable without an initial value starts at zero (``--x-initial unique`` with the
+#: default ``+verilator+rand+reset`` of 0), as an ECP5's flip-flops and block RAMs do after
+#: configuration; "fast" would leave whatever the heap held, which differs from run to run.
+VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "unique", "--noassert",
+                   "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
+                   "-CFLAGS", "-fPIC -O2", "--threads", "1")
 
 
 class SimError(RuntimeError):
@@ -51,7 +57,8 @@ def build_library(cfg: HotlineConfig, root: Path | None = None, log=None) -> Pat
     verilator = ensure_verilator()
     verilog = unit_verilog("top", cfg, "hotline_top")
     data_bytes = cfg.gather.data_bits // 8
-    key = hashlib.sha256((verilog + HARNESS.read_text() + str(data_bytes)).encode()).hexdigest()[:16]
+    key = hashlib.sha256((verilog + HARNESS.read_text() + str(data_bytes) +
+                          " ".join(VERILATOR_FLAGS)).encode()).hexdigest()[:16]
     out = (root or BUILD_ROOT) / key
     lib = out / "libhotline_sim.so"
     if lib.is_file():
@@ -63,9 +70,7 @@ def build_library(cfg: HotlineConfig, root: Path | None = None, log=None) -> Pat
     if log:
         log(f"building the simulator in {out} (once per config)")
     _run([verilator, "--cc", "hotline_top.v", "--top-module", "hotline_top", "--prefix", "Vtop",
-          "-Mdir", "obj", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-          "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
-          "-CFLAGS", "-fPIC -O2", "--threads", "1"], tmp)
+          "-Mdir", "obj", *VERILATOR_FLAGS], tmp)
     jobs = str(max(1, min(2, os.cpu_count() or 1)))
     _run(["make", "-j", jobs, "-C", "obj", "-f", "Vtop.mk", "OPT_FAST=-O3", "OPT_SLOW=-O1",
           "OPT_GLOBAL=-O2", "Vtop__ALL.a", "verilated.o", "verilated_threads.o"], tmp)
