@@ -113,20 +113,6 @@ def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
     """
     user = base is not None
     base = HotlineConfig() if base is None else base
-    if fixed:
-        t = len(tuple(table_sizes))
-        need_bits = max(1, (max(int(n) for n in table_sizes) - 1).bit_length())
-        problems = []
-        if base.reorder.keys_per_sample != t or base.keys.tables < t:
-            problems.append(f"the hardware takes samples of reorder.keys_per_sample="
-                            f"{base.reorder.keys_per_sample} keys over keys.tables={base.keys.tables} "
-                            f"tables; the data has {t} tables")
-        if base.keys.row_bits < need_bits:
-            problems.append(f"keys.row_bits {base.keys.row_bits} cannot index a table of "
-                            f"{max(int(n) for n in table_sizes)} rows")
-        if problems:
-            raise ConfigError("; ".join(problems) + " (build the hardware for this data: -c FILE)")
-        return base
     sizes = tuple(int(n) for n in table_sizes)
     t = len(sizes)
     if t > 64:
@@ -135,8 +121,14 @@ def hw_config_for(cfg: TrainConfig, table_sizes, total_steps: int,
     if base.keys.row_bits < need_bits:
         raise ConfigError(f"keys.row_bits {base.keys.row_bits} cannot index a table of {max(sizes)} "
                           f"rows (needs {need_bits})")
-    if user and base.keys.tables < t:
+    if (user or fixed) and base.keys.tables < t:
         raise ConfigError(f"keys.tables {base.keys.tables} is smaller than the model's {t} tables")
+    if fixed:
+        if base.reorder.keys_per_sample != t:
+            raise ConfigError(f"the hardware takes samples of reorder.keys_per_sample="
+                              f"{base.reorder.keys_per_sample} keys; the data has {t} tables "
+                              f"(build the hardware for this data: -c FILE)")
+        return base
     b = cfg.batch_size
     learned = learn_steps_for(cfg, total_steps) * b * t
     max_hot = cfg.hot_budget_bytes // cfg.row_bytes

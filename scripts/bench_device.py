@@ -20,8 +20,7 @@ register-level driver (:class:`hotline.host.device.Device`):
 
 Device cycles are the simulated cycles from submit to completion (polled every
 4 cycles) and the unit's busy counter from the performance registers; the
-time at a clock is cycles / MHz, with the Fmax of the place-and-route reports
-in ``results/fpga/`` when they exist.  Simulated cycles per wall second are
+time at a clock is cycles / MHz (the README uses the profile's 100 MHz).  Simulated cycles per wall second are
 reported for each command.  Scenarios: Zipf 1.7 (a part of the samples
 popular) and Zipf 1.2 (less skew: the batch may hold more distinct cold
 keys than ``max_batch_keys``, which the device reports as ``CAPACITY``, and
@@ -59,9 +58,6 @@ from hotline import regmap
 from hotline.regmap import Opcode
 from hotline.testbench.reorder_tb import bounded_zipf
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def criteo_shaped(rng, cfg, B: int, rows: int, a: float, perms) -> np.ndarray:
     """B samples; key j from table j, row Zipf(a) over ``rows`` rows, scrambled by a fixed
     permutation per table (so popular rows are not all small numbers)."""
@@ -78,21 +74,6 @@ def timed(sim, fn):
     dt = time.perf_counter() - t0
     cyc = sim.cycles - c0
     return out, cyc, dt
-
-
-def fmax_reports() -> dict:
-    """Achieved Fmax (MHz) per unit from the committed place-and-route reports."""
-    out = {}
-    for p in sorted((ROOT / "results" / "fpga").glob("*.json")):
-        try:
-            d = json.loads(p.read_text())
-        except ValueError:
-            continue
-        rep = d.get("nextpnr_report") or d.get("report") or d
-        fm = rep.get("fmax") if isinstance(rep, dict) else None
-        if isinstance(fm, dict) and fm:
-            out[p.stem] = round(min(v["achieved"] for v in fm.values()), 1)
-    return out
 
 
 def bench_bus(cfg, bus: int, args, scenario: str, a: float) -> dict:
@@ -214,13 +195,11 @@ def main(argv=None) -> int:
             row = bench_bus(cfg, bus, args, scenario, a)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    fmax = fmax_reports()
     result = {
         "what": "device cycles per Criteo-shaped mini-batch (classify, gather of its cold rows) "
                 "of the whole accelerator top in Verilator, and step time golden vs sim",
         "command": "python scripts/bench_device.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "profile": args.profile, "config": cfg.to_dict(), "runs": rows,
-        "fmax_mhz_from_reports": fmax,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
     }
