@@ -28,9 +28,15 @@ from .boards import BOARDS, board_platform, toolchain_env
 from .harness import PortHarness
 from .pll import ecp5_pll, ecp5_pll_settings
 
-__all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "RESOURCE_KEYS"]
+__all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "RESOURCE_KEYS",
+           "ROUTERS", "DEFAULT_ROUTER"]
 
 UNIT_CHOICES = ("counter", "reorder", "gather", "all", "top", "selftest")
+
+#: nextpnr-ecp5's routers.  router2 is the default here: on the whole ``ecp5-85f``
+#: accelerator router1 still had 147k of its arcs to route after 12 minutes.
+ROUTERS = ("router2", "router1")
+DEFAULT_ROUTER = "router2"
 
 #: Report key -> nextpnr utilisation cell type.
 RESOURCE_KEYS = {
@@ -143,7 +149,7 @@ def parse_nextpnr_report(path) -> dict:
 
 
 def _build_ooc(prof, unit: str, cfg: HotlineConfig, out: Path, clock: float, seed: int,
-               log) -> dict:
+               router: str, log) -> dict:
     """Out-of-context synthesis and place-and-route of one unit on the profile's part."""
     from ..rtl import UNITS, unit_verilog
     if unit not in UNITS:
@@ -167,7 +173,8 @@ def _build_ooc(prof, unit: str, cfg: HotlineConfig, out: Path, clock: float, see
         raise RuntimeError(f"yosys failed; see {out}/yosys.log")
     proc = subprocess.run([env["NEXTPNR_ECP5"], device, "--package", t.package, "--speed", t.speed,
                            "--freq", f"{clock:g}", "--out-of-context", "--timing-allow-fail",
-                           "--seed", str(seed), "--json", "unit.json", "--report", "report.json",
+                           "--seed", str(seed), "--router", router,
+                           "--json", "unit.json", "--report", "report.json",
                            "--log", "nextpnr.log", "--quiet"],
                           cwd=out, env=env, capture_output=True, text=True)
     t2 = time.time()
@@ -179,7 +186,7 @@ def _build_ooc(prof, unit: str, cfg: HotlineConfig, out: Path, clock: float, see
 
 def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
           config: HotlineConfig | None = None, out_dir="build/fpga", clock_mhz: float | None = None,
-          seed: int = 1, baud: int = 115200, log=print) -> dict:
+          seed: int = 1, router: str = DEFAULT_ROUTER, baud: int = 115200, log=print) -> dict:
     """Build a bitstream for ``unit`` on ``board``; returns (and writes) the report.
 
     Parameters
@@ -203,7 +210,12 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
         Override the profile's clock.
     seed : int
         nextpnr placement seed.
+    router : str
+        nextpnr's router: ``router2`` (the default here) or ``router1`` (nextpnr's
+        own default, which took far longer on the whole accelerator).
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     prof = load_profile(profile) if isinstance(profile, str) else profile
     if prof.target.family != "ecp5":
         raise ValueError(f"profile {prof.name!r} targets {prof.target.device}, not an ECP5; "
@@ -215,7 +227,7 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if board == "ooc":
-        ooc = _build_ooc(prof, unit, cfg, out, clock, seed, log)
+        ooc = _build_ooc(prof, unit, cfg, out, clock, seed, router, log)
         t0, t1, t2 = ooc["t"]
         parsed = parse_nextpnr_report(out / "report.json")
         limit = prof.target.max_utilisation
@@ -226,7 +238,7 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
             "config": cfg.to_dict(), "tools": _tools(ooc["env"]),
             "wall_s": {"yosys": round(t1 - t0, 1), "nextpnr": round(t2 - t1, 1),
                        "total": round(t2 - t0, 1)},
-            "bitstream": None, "seed": seed,
+            "bitstream": None, "seed": seed, "router": router,
             "note": "out of context: no pins, no I/O buffers, no bitstream",
         }
         (out / "report.json").rename(out / "nextpnr_report.json")
@@ -244,7 +256,8 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
     t0 = time.time()
     plan = plat.build(top, name="top", do_build=False,
                       synth_opts="-abc9",
-                      nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed}")
+                      nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed} "
+                                   f"--router {router}")
     plan.extract(str(out))
     script = "build_top.bat" if os.name == "nt" else "build_top.sh"
     log(f"hotline fpga build: {unit} on {board} ({plat.device}, {plat.package}, speed {plat.speed}) "
@@ -288,7 +301,7 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
                    "ecppack": round(t_pack - t_pnr, 1),
                    "total": round(t_end - t0, 1)},
         "bitstream": str(out / "top.bit"),
-        "seed": seed,
+        "seed": seed, "router": router,
     }
     (out / "report.json").rename(out / "nextpnr_report.json")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -19,7 +19,7 @@ def _cmd_build(args) -> int:
     config = HotlineConfig.load(args.config) if args.config else None
     out = Path(args.output or f"build/fpga/{args.profile}-{args.board}-{args.unit}")
     rep = build(board=args.board, unit=args.unit, profile=args.profile, config=config,
-                out_dir=out, clock_mhz=args.clock, seed=args.seed,
+                out_dir=out, clock_mhz=args.clock, seed=args.seed, router=args.router,
                 log=lambda msg: print(msg, file=sys.stderr))
     rep["_path"] = str(out)
     print(format_reports([rep]))
@@ -88,7 +88,7 @@ def _cmd_selftest(args) -> int:
 def add_fpga_parser(sub) -> None:
     from ..profiles import profile_names
     from .boards import BOARDS
-    from .build import UNIT_CHOICES
+    from .build import DEFAULT_ROUTER, ROUTERS, UNIT_CHOICES
     p = sub.add_parser("fpga", help="FPGA builds (open ECP5 flow) and their reports",
                        description="Build bitstreams with amaranth-boards and the open ECP5 "
                                    "tools from PyPI, and print their reports.")
@@ -112,6 +112,8 @@ def add_fpga_parser(sub) -> None:
     b.add_argument("--clock", type=float, metavar="MHZ",
                    help="clock to constrain (default: the profile's)")
     b.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    b.add_argument("--router", default=DEFAULT_ROUTER, choices=ROUTERS,
+                   help=f"nextpnr router (default {DEFAULT_ROUTER})")
     b.add_argument("-o", "--output", metavar="DIR",
                    help="build folder (default build/fpga/PROFILE-BOARD-UNIT)")
     b.set_defaults(func=_cmd_build)

@@ -37,6 +37,11 @@ class WordReader(wiring.Component):
     addr_bits, data_bits, id_bits : int
         The AXI4 port's widths (``data_bits`` >= 64).
     max_burst, max_outstanding : int
+    flags : callable or None
+        ``flags(word) -> Value``: checks computed on each word as it enters the
+        output FIFO and delivered beside it (``words.payload.flags``, that
+        value's width; 1 bit of 0 when ``None``), so a consumer's decisions
+        start from registers, not from a comparison after the FIFO's RAM.
 
     Members
     -------
@@ -44,8 +49,10 @@ class WordReader(wiring.Component):
         Begin a read of ``count`` words at ``addr`` (sampled now; only when idle).
     addr : In(addr_bits)
     count : In(32)
-    words : Out(stream.Signature(64))
-        The words read, in address order.
+    words : Out(stream.Signature(StructLayout({"data": 64, "flags": n})))
+        The words read, in address order, with their flags.  The payload and
+        ``valid`` come from registers (the output FIFO has a registered read
+        port).
     busy : Out(1)
         From ``start`` until the last beat has been answered and delivered.
     errors : Out(32)
@@ -55,15 +62,21 @@ class WordReader(wiring.Component):
     """
 
     def __init__(self, *, addr_bits: int, data_bits: int, id_bits: int, max_burst: int = 16,
-                 max_outstanding: int = 8):
+                 max_outstanding: int = 8, flags=None):
         if data_bits < 64:
             self._MustUse__silence = True
             raise ValueError(f"WordReader needs a bus of at least 64 bits, not {data_bits}")
+        if flags is not None and not callable(flags):
+            self._MustUse__silence = True
+            raise TypeError(f"flags must be a function of the word or None, not {flags!r}")
         self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
         self.max_burst, self.max_outstanding = max_burst, max_outstanding
+        self._flags = flags
+        n_flags = len(flags(Signal(64))) if flags is not None else 1
+        self.word_layout = data.StructLayout({"data": 64, "flags": n_flags})
         super().__init__({
             "start": In(1), "addr": In(addr_bits), "count": In(32),
-            "words": Out(stream.Signature(64)),
+            "words": Out(stream.Signature(self.word_layout)),
             "busy": Out(1), "errors": Out(32),
             "araddr": Out(addr_bits), "arlen": Out(8), "arvalid": Out(1), "arready": In(1),
             "rdata": In(data_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
@@ -97,17 +110,28 @@ class WordReader(wiring.Component):
         m.d.comb += to_4k.eq((4096 - ar_addr[:12]) >> sb)
         blen = Signal(9)
         m.d.comb += blen.eq(Mux(ar_left < self.max_burst, ar_left, self.max_burst))
+        ar_next = Signal(9)
+        m.d.comb += ar_next.eq(Mux(to_4k < blen, to_4k, blen))
+        # The next burst's length lands in a register a cycle after ``ar_addr`` and
+        # ``ar_left`` change (``ar_ok`` marks it current), so no comparison chain feeds the
+        # address adder: bursts are at least a cycle apart, which costs nothing against
+        # their R beats.  "Beats still to request / to arrive" are registered flags, so
+        # ARVALID, RREADY and ``busy`` need no wide comparison with zero.
         ar_beats = Signal(9)
-        m.d.comb += ar_beats.eq(Mux(to_4k < blen, to_4k, blen))
+        ar_ok = Signal()
+        ar_more = Signal()
+        r_more = Signal()
+        m.d.sync += [ar_beats.eq(ar_next), ar_ok.eq(1)]
         m.d.comb += [
             self.araddr.eq(ar_addr), self.arlen.eq(ar_beats - 1),
-            self.arvalid.eq((ar_left != 0) & (outstanding != self.max_outstanding)),
+            self.arvalid.eq(ar_more & ar_ok & (outstanding != self.max_outstanding)),
         ]
         ar_fire = Signal()
         r_burst_done = Signal()
         m.d.comb += ar_fire.eq(self.arvalid & self.arready)
         with m.If(ar_fire):
-            m.d.sync += [ar_addr.eq(ar_addr + (ar_beats << sb)), ar_left.eq(ar_left - ar_beats)]
+            m.d.sync += [ar_addr.eq(ar_addr + (ar_beats << sb)), ar_left.eq(ar_left - ar_beats),
+                         ar_more.eq(ar_left != ar_beats), ar_ok.eq(0)]
         m.d.sync += outstanding.eq(outstanding + ar_fire - r_burst_done)
 
         # ---- R: one held beat, words out one per cycle ----------------------------
@@ -128,9 +152,12 @@ class WordReader(wiring.Component):
         word = Signal(64)
         m.d.comb += word.eq(beat.word_select(lane, 64) if L > 1 else beat)
         # The words leave through a small FIFO, so RREADY depends on registered state only,
-        # never combinationally on the consumer's ready.
-        m.submodules.out = out = fifo.SyncFIFO(width=64, depth=4)
-        m.d.comb += [out.w_en.eq(have & beat_ok & in_range & out.w_rdy), out.w_data.eq(word),
+        # never combinationally on the consumer's ready; its read port is registered, so the
+        # word and its flags reach the consumer from flip-flops.
+        m.submodules.out = out = fifo.SyncFIFOBuffered(width=self.word_layout.size, depth=5)
+        flags = self._flags(word) if self._flags is not None else Const(0, 1)
+        m.d.comb += [out.w_en.eq(have & beat_ok & in_range & out.w_rdy),
+                     out.w_data.eq(Cat(word, flags)),
                      self.words.valid.eq(out.r_rdy), self.words.payload.eq(out.r_data),
                      out.r_en.eq(self.words.ready)]
         step = Signal()                               # the held word is done this cycle
@@ -139,14 +166,14 @@ class WordReader(wiring.Component):
         m.d.comb += last_lane.eq(lane == L - 1)
         free = Signal()
         m.d.comb += free.eq(~have | (step & last_lane))
-        m.d.comb += self.rready.eq(free & (beats_left != 0))
+        m.d.comb += self.rready.eq(free & r_more)
         with m.If(step):
             m.d.sync += lane.eq(lane + 1)
             with m.If(last_lane):
                 m.d.sync += [have.eq(0), pos.eq(pos + L), lane.eq(0)]
         with m.If(self.rvalid & self.rready):
             m.d.sync += [beat.eq(self.rdata), beat_ok.eq(~self.rresp[1]), have.eq(1), lane.eq(0),
-                         beats_left.eq(beats_left - 1)]
+                         beats_left.eq(beats_left - 1), r_more.eq(beats_left != 1)]
             with m.If(self.rresp[1]):
                 m.d.sync += self.errors.eq(self.errors + 1)
 
@@ -161,9 +188,10 @@ class WordReader(wiring.Component):
             nbeats = Signal(33)
             m.d.comb += nbeats.eq(Mux(self.count == 0, 0, (total + L - 1) >> (lw if L > 1 else 0)))
             m.d.sync += [ar_addr.eq(base), ar_left.eq(nbeats), beats_left.eq(nbeats),
+                         ar_more.eq(nbeats != 0), r_more.eq(nbeats != 0), ar_ok.eq(0),
                          first.eq(skip), end.eq(total), pos.eq(0), lane.eq(0), have.eq(0),
                          self.errors.eq(0)]
-        m.d.comb += self.busy.eq((ar_left != 0) | (beats_left != 0) | have | out.r_rdy)
+        m.d.comb += self.busy.eq(ar_more | r_more | have | (out.level != 0))
         return m
 
 

@@ -457,6 +457,14 @@ class CounterBank(Elaboratable):
         first_link = chain_at[4][0]
         m.d.sync += e5_est.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
                                   Mux(link_ok[4], link_est[4], est4)))
+        # The same estimate in a second register for the heavy-hitter side, which
+        # sits by its own block RAMs: one register fanning out to both sides is
+        # routed across the chip.  It has a reset (e5_est has none), so synthesis
+        # does not merge the two; its value after a reset is never used (no
+        # operation is in E5 then).
+        est_h = Signal(c.counter_bits)
+        m.d.sync += est_h.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
+                                 Mux(link_ok[4], link_est[4], est4)))
         m.d.sync += [w5[d].eq(Mux(first_link, new5[d], Mux(link_ok[4], link_w[4][d], raw4[d])))
                      for d in range(D)]
 
@@ -525,8 +533,8 @@ class CounterBank(Elaboratable):
             hh_raw.eq(base),
             hit_raw.eq(Cat(*(base[w].valid & (base[w].key == e4_op.key)
                              for w in range(ways)))),
-            p_lt.eq(Cat(*(e5_est < base[w].count for w in range(ways)))),
-            lt_p.eq(Cat(*(base[w].count < e5_est for w in range(ways)))),
+            p_lt.eq(Cat(*(est_h < base[w].count for w in range(ways)))),
+            lt_p.eq(Cat(*(base[w].count < est_h for w in range(ways)))),
             hfwd.eq(e5_valid & (e4_op.set == e5_op.set)),
             same_key.eq(e4_op.key == e5_op.key),
         ]
@@ -558,19 +566,19 @@ class CounterBank(Elaboratable):
         small = [_all([lt[w, i] for i in range(w)] + [~lt[j, w] for j in range(w + 1, ways)])
                  for w in range(ways)]
         # ... and "the smallest count is below the estimate" as "some count is".
-        prev_below = est6 < e5_est
-        below = _any([Mux(patched[w], prev_below, hh_raw[w].count < e5_est)
+        prev_below = est6 < est_h
+        below = _any([Mux(patched[w], prev_below, hh_raw[w].count < est_h)
                       for w in range(ways)])
         victim = Signal(ways)
         admit = Signal()
         m.d.comb += [
             victim.eq(Mux(any_free, Cat(*first_free), Cat(*small))),
-            admit.eq(~any_hit & (e5_est >= c.threshold) & (any_free | below)),
+            admit.eq(~any_hit & (est_h >= c.threshold) & (any_free | below)),
         ]
         put = Signal(ways)
         # a hit rewrites its own way (same key, new count); an admission its victim
         m.d.comb += [put[w].eq(e5_upd & (hit[w] | (admit & victim[w]))) for w in range(ways)]
-        m.d.sync += [key6.eq(e5_op.key), est6.eq(e5_est), put6.eq(put),
+        m.d.sync += [key6.eq(e5_op.key), est6.eq(est_h), put6.eq(put),
                      ent6.eq(Cat(*(e.as_value() for e in entries)))]
         # E6: the new set, and the write port (registered enable and address)
         m.d.comb += [word6[w].eq(Mux(put6[w], prev_entry.as_value(), ent6[w].as_value()))
@@ -856,15 +864,33 @@ class PopularityCounterArray(wiring.Component):
         ]
         m.submodules.qbeats = qbeats = SyncFIFO(width=data.Layout.cast(L.qbeat).size,
                                                 depth=L.query_slots)
-        room = [~d_has[b] | banks[b].beats.w_rdy for b in range(B)]
+        # Room in the queues comes from registers, so ``fire`` (which fans out to every
+        # bank across the chip) is a few LUTs of registered flags: ``space[b]`` says the
+        # bank's queue takes a write this cycle, computed a cycle ahead from its level
+        # plus the write made then, ignoring the read (a queue seen one entry fuller
+        # than it is for a cycle, never emptier).
         fire = Signal()
-        m.d.comb += fire.eq(run & (is_update | (is_query & qbeats.w_rdy)) & _all(room))
+        space = [Signal(init=1, name=f"space{b}") for b in range(B)]
+        q_space = Signal(init=1)
+        room = [~d_has[b] | space[b] for b in range(B)]
+        m.d.comb += fire.eq(run & (is_update | (is_query & q_space)) & _all(room))
         for b, bnk in enumerate(banks):
+            wrote = fire & d_has[b]
             m.d.comb += [
                 bnk.run.eq(run),
-                bnk.beats.w_en.eq(fire & d_has[b]),
+                bnk.beats.w_en.eq(wrote),
                 bnk.beats.w_data.eq(Cat(d_lanes[b], *(e.as_value() for e in d_entry))),
             ]
+            # a buffered queue of depth n takes a write while at most n - 2 entries are held
+            # entries held (the queue's level, kept here from its two handshakes)
+            held = Signal(range(c.fifo_depth + 1), name=f"held{b}")
+            took = bnk.beats.r_en & bnk.beats.r_rdy
+            m.d.sync += [held.eq(held + wrote - took),
+                         space[b].eq(held + wrote <= c.fifo_depth - 2)]
+        q_held = Signal(range(L.query_slots + 1))
+        q_wrote = fire & is_query
+        m.d.sync += [q_held.eq(q_held + q_wrote - (qbeats.r_en & qbeats.r_rdy)),
+                     q_space.eq(q_held + q_wrote <= L.query_slots - 1)]
         m.d.comb += [
             qbeats.w_en.eq(fire & is_query),
             qbeats.w_data.eq(Cat(d_mask, d_bank.as_value(), *d_has)),

@@ -163,8 +163,28 @@ class HotlineTop(wiring.Component):
         m.submodules.csr = csr = CSRBlock(addr_width=CSR_ADDR_BITS)
         wiring.connect(m, wiring.flipped(self.s_axil), csr.axil)
         m.submodules.counter = counter = PopularityCounterArray(cfg)
+        # key checks: bits above the key, or a table past the last
+        def key_ok(word):
+            ok = word[k.key_bits:] == 0
+            if k.tables < (1 << k.table_bits):
+                ok = ok & (word[k.row_bits:k.key_bits] < k.tables)
+            return ok
+
+        def fits(value, bits):
+            return value[bits:] == 0 if bits < len(value) else Const(1)
+
+        # Every check on a word read from host memory is made as it enters the reader's
+        # output FIFO and leaves it registered beside the word (see ``word_flags`` below).
+        word_flags = data.StructLayout({"good": 1, "high": 1, "stride_ok": 1, "rows_ok": 1})
+
+        def check_word(w):
+            return Cat(key_ok(w),                              # good: a valid key
+                       w[k.key_bits:] != 0,                    # high: bits above the key
+                       fits(w[:32], g.stride_bits),           # SET_TABLES stride fits
+                       w[32:] <= (1 << k.row_bits))            # SET_TABLES rows fit
+
         m.submodules.reader = reader = WordReader(addr_bits=g.addr_bits, data_bits=g.data_bits,
-                                                  id_bits=g.id_bits)
+                                                  id_bits=g.id_bits, flags=check_word)
         m.submodules.writer = writer = WordWriter(addr_bits=g.addr_bits, data_bits=g.data_bits,
                                                   id_bits=g.id_bits)
         m.submodules.reorder = reorder = ReorderUnit(cfg)
@@ -243,7 +263,6 @@ class HotlineTop(wiring.Component):
         result0 = Signal(32)
         result1 = Signal(32)
         sent = Signal(32)                 # words taken from the reader / entries seen
-        answered = Signal(32)             # estimates received
         wptr = Signal(g.addr_bits)        # next word address of ESTIMATE / READOUT
         ro_left = Signal(32)              # readout entries still to write
         finish = Signal()
@@ -264,23 +283,10 @@ class HotlineTop(wiring.Component):
                          (csr.irq_status_error & csr.irq_enable_error)) != 0),
         ]
 
-        # key checks: bits above the key, or a table past the last
-        def key_ok(word):
-            ok = word[k.key_bits:] == 0
-            if k.tables < (1 << k.table_bits):
-                ok = ok & (word[k.row_bits:k.key_bits] < k.tables)
-            return ok
-
-        def fits(value, bits):
-            return value[bits:] == 0 if bits < len(value) else Const(1)
-
-        aligned_a = (cmd.addr_a[:3] == 0) & fits(cmd.addr_a, g.addr_bits)
-        aligned_b = (cmd.addr_b[:3] == 0) & fits(cmd.addr_b, g.addr_bits)
-
         keys_beat = counter.keys.payload
-        word = reader.words.payload
-        good = Signal()
-        m.d.comb += good.eq(key_ok(word))
+        word = reader.words.payload.data
+        wflags = data.View(word_flags, reader.words.payload.flags)
+        good = wflags.good
 
         def put(addr, value):
             """Push one (address, word) into the writer's FIFO (caller checks wq.w_rdy)."""
@@ -306,6 +312,7 @@ class HotlineTop(wiring.Component):
         # ---- classify: pack keys into beats, serialize the outputs into the writer -------
         n_keys = Signal(32)               # COUNT * T
         got = Signal(32)                  # words the packer took (read or padded)
+        got_all = Signal()                # got == n_keys (registered)
         pos = Signal(range(T))            # key position in the sample
         lane = Signal(range(max(2, r.lanes)))
         samples_in = Signal(32)
@@ -394,31 +401,86 @@ class HotlineTop(wiring.Component):
             m.d.sync += cold_written.eq(cold_written + 1)
         # packer: one key per cycle from the reader (or a 0 for each word a failed read lost)
         pad = Signal()
-        m.d.comb += pad.eq(~reader.busy & ~reader.start & (got != n_keys))
+        m.d.comb += pad.eq(~reader.busy & ~reader.start & ~got_all)
         in_valid = Signal()
         in_word = Signal(64)
         in_take = Signal()
         m.d.comb += [in_valid.eq(Mux(pad, 1, reader.words.valid)), in_word.eq(Mux(pad, 0, word))]
+
+        # DRAIN ends when the units are idle.  Nothing starts work in DRAIN, so once every
+        # unit is idle they stay idle, and the check can come from registers: ``drained`` is
+        # "all idle in the previous cycle, which was already in DRAIN" (never the first DRAIN
+        # cycle, when a word put in the state before may not show in ``wq`` yet).  An
+        # engine's error count is zeroed when a command starts it: count only the engines
+        # this command used.
+        in_drain = Signal()
+        drained = Signal()
+        engine_errors = Signal()
+        op = cmd.opcode
+        uses_reader = ((op == Opcode.LEARN) | (op == Opcode.ESTIMATE) |
+                       (op == Opcode.LOAD_HOTMAP) | (op == Opcode.SET_TABLES) |
+                       (op == Opcode.CLASSIFY))
+        uses_writer = (op == Opcode.ESTIMATE) | (op == Opcode.READOUT) | (op == Opcode.CLASSIFY)
+        m.d.sync += [
+            drained.eq(in_drain & ~counter.busy & ~writer.busy & ~reader.busy & (wq.level == 0)),
+            engine_errors.eq((uses_reader & (reader.errors != 0)) |
+                             (uses_writer & (writer.errors != 0))),
+        ]
+
+        # Each command's argument checks are made on the queue's (registered) head as the
+        # command is taken, so DECODE only dispatches on the opcode and one flag.
+        nxt = data.View(desc, cmdq.r_data)
+        n_al_a = (nxt.addr_a[:3] == 0) & fits(nxt.addr_a, g.addr_bits)
+        n_al_b = (nxt.addr_b[:3] == 0) & fits(nxt.addr_b, g.addr_bits)
+        n_bad = Signal()
+        with m.Switch(nxt.opcode):
+            with m.Case(Opcode.LEARN):
+                m.d.comb += n_bad.eq(~n_al_a)
+            with m.Case(Opcode.ESTIMATE):
+                m.d.comb += n_bad.eq(~n_al_a | ~n_al_b)
+            with m.Case(Opcode.READOUT):
+                m.d.comb += n_bad.eq(~n_al_b)
+            with m.Case(Opcode.LOAD_HOTMAP):
+                m.d.comb += n_bad.eq(~n_al_a | (nxt.count > r.hotmap_capacity))
+            with m.Case(Opcode.SET_TABLES):
+                m.d.comb += n_bad.eq(~n_al_a | (nxt.count > k.tables) | (nxt.arg == 0) |
+                                     (nxt.arg > g.max_row_bytes))
+            with m.Case(Opcode.CLASSIFY):
+                m.d.comb += n_bad.eq(~n_al_a | ~n_al_b | (nxt.arg != T) | (nxt.count == 0) |
+                                     (nxt.count[20:] != 0))
+            with m.Case(Opcode.GATHER, Opcode.SCATTER):
+                m.d.comb += n_bad.eq(~n_al_a | ~n_al_b | (nxt.count > r.max_batch_keys))
+        arg_bad = Signal()
+        # registered "still to do" flags for the state machine's exits (see their states)
+        ro_room = Signal()                # READOUT: ro_left != 0
+        inflight = Signal(16)             # ESTIMATE: keys sent minus estimates received
+        est_zero = Signal()               # ... inflight == 0
+        inflight_next = Signal(16)
+        cold_eq = Signal()                # CLASSIFY: every cold key written (registered)
+        # the status is final once seen, and no cold key comes after the last: "equal a
+        # cycle ago" is "equal now"
+        m.d.sync += cold_eq.eq(st_seen & (cold_written == st.cold))
 
         with m.FSM(name="cmd"):
             with m.State("IDLE"):
                 # a completion slot must be free before a command starts
                 with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
                     m.d.comb += cmdq.r_en.eq(1)
-                    m.d.sync += [cmd.eq(cmdq.r_data), status.eq(Status.OK), result0.eq(0),
-                                 result1.eq(0), sent.eq(0), answered.eq(0), got.eq(0), pos.eq(0),
+                    m.d.sync += [cmd.eq(cmdq.r_data), arg_bad.eq(n_bad), inflight.eq(0),
+                                 est_zero.eq(1), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
+                                 result1.eq(0), sent.eq(0), got.eq(0), pos.eq(0),
                                  lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
                                  bad_keys.eq(0), have_base.eq(0),
                                  sers[0].n_ids.eq(0), sers[1].n_ids.eq(0)]
                     m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += busy.eq(1)
-                m.d.sync += [wptr.eq(cmd.addr_b), ro_left.eq(cmd.count)]
+                m.d.sync += [wptr.eq(cmd.addr_b), ro_left.eq(cmd.count), ro_room.eq(cmd.count != 0)]
                 with m.Switch(cmd.opcode):
                     with m.Case(Opcode.NOP):
                         m.next = "FINISH"
                     with m.Case(Opcode.LEARN):
-                        with m.If(~aligned_a):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -426,7 +488,7 @@ class HotlineTop(wiring.Component):
                                          reader.count.eq(cmd.count)]
                             m.next = "LEARN"
                     with m.Case(Opcode.ESTIMATE):
-                        with m.If(~aligned_a | ~aligned_b):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -434,7 +496,7 @@ class HotlineTop(wiring.Component):
                                          reader.count.eq(cmd.count), writer.start.eq(1)]
                             m.next = "ESTIMATE"
                     with m.Case(Opcode.READOUT):
-                        with m.If(~aligned_b):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -443,7 +505,7 @@ class HotlineTop(wiring.Component):
                     with m.Case(Opcode.CLEAR):
                         m.next = "CLEAR_OP"
                     with m.Case(Opcode.LOAD_HOTMAP):
-                        with m.If(~aligned_a | (cmd.count > r.hotmap_capacity)):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -451,8 +513,7 @@ class HotlineTop(wiring.Component):
                                          reader.count.eq(cmd.count)]
                             m.next = "LOADMAP"
                     with m.Case(Opcode.SET_TABLES):
-                        with m.If(~aligned_a | (cmd.count > k.tables) | (cmd.arg == 0) |
-                                  (cmd.arg > g.max_row_bytes)):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -461,15 +522,14 @@ class HotlineTop(wiring.Component):
                             m.d.sync += row_bytes.eq(cmd.arg)
                             m.next = "TABLES"
                     with m.Case(Opcode.CLASSIFY):
-                        with m.If(~aligned_a | ~aligned_b | (cmd.arg != T) | (cmd.count == 0) |
-                                  (cmd.count[20:] != 0)):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
                             m.d.sync += [n_keys.eq(cmd.count * T), remap_base.eq(cmd.addr_b)]
                             m.next = "CLS_PREP0"
                     with m.Case(Opcode.GATHER, Opcode.SCATTER):
-                        with m.If(~aligned_a | ~aligned_b | (cmd.count > r.max_batch_keys)):
+                        with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
                             m.next = "FINISH"
                         with m.Else():
@@ -514,9 +574,12 @@ class HotlineTop(wiring.Component):
                 m.d.comb += counter.estimates.ready.eq(wq.w_rdy)
                 with m.If(counter.estimates.valid & wq.w_rdy):
                     m.d.comb += put(wptr, Mux(est.mask[0], est.counts[0], Const((1 << 64) - 1, 64)))
-                    m.d.sync += [answered.eq(answered + 1), result0.eq(result0 + 1),
-                                 wptr.eq(wptr + 8)]
-                with m.If(~reader.busy & (answered == sent) & ~counter.estimates.valid):
+                    m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8)]
+                # keys in the counter not yet answered, and whether that is none, registered
+                m.d.comb += inflight_next.eq(inflight + (reader.words.valid & reader.words.ready) -
+                                             (counter.estimates.valid & wq.w_rdy))
+                m.d.sync += [inflight.eq(inflight_next), est_zero.eq(inflight_next == 0)]
+                with m.If(~reader.busy & est_zero & ~counter.estimates.valid):
                     m.next = "DRAIN"
 
             with m.State("READOUT_OP"):
@@ -530,14 +593,14 @@ class HotlineTop(wiring.Component):
                             ro.count, Const(0, 63 - READOUT_COUNT_SHIFT - c.counter_bits),
                             ro.valid)
                 room = Signal()
-                m.d.comb += room.eq(ro_left != 0)
+                m.d.comb += room.eq(ro_room)
                 m.d.comb += counter.readout.ready.eq(~room | wq.w_rdy)
                 with m.If(counter.readout.valid & counter.readout.ready):
                     m.d.sync += sent.eq(sent + 1)
                     with m.If(room):
                         m.d.comb += put(wptr, entry)
                         m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8),
-                                     ro_left.eq(ro_left - 1)]
+                                     ro_left.eq(ro_left - 1), ro_room.eq(ro_left != 1)]
                     with m.If(ro.valid):
                         m.d.sync += result1.eq(result1 + 1)
                     with m.If(ro.last):
@@ -561,8 +624,8 @@ class HotlineTop(wiring.Component):
 
             with m.State("TABLES"):
                 m.d.comb += busy.eq(1)
-                stride_ok = fits(word[:32], g.stride_bits)
-                rows_ok = word[32:] <= (1 << k.row_bits)
+                stride_ok = wflags.stride_ok
+                rows_ok = wflags.rows_ok
                 m.d.comb += [
                     tcfg.table.eq(sent), tcfg.base.eq(base_word),
                     tcfg.stride.eq(word[:32]),
@@ -593,11 +656,12 @@ class HotlineTop(wiring.Component):
                 m.next = "CLASSIFY"
             with m.State("CLASSIFY"):
                 m.d.comb += [busy.eq(1), cls_active.eq(1)]
-                m.d.comb += [in_take.eq(in_valid & (got != n_keys) & (~beat_full | rk.ready)),
+                m.d.comb += [in_take.eq(in_valid & ~got_all & (~beat_full | rk.ready)),
                              reader.words.ready.eq(~pad & (~beat_full | rk.ready))]
                 with m.If(in_take):
-                    m.d.sync += [got.eq(got + 1), beat_keys[lane].eq(in_word[:K])]
-                    with m.If(in_word[K:] != 0):
+                    m.d.sync += [got.eq(got + 1), got_all.eq(got + 1 == n_keys),
+                                 beat_keys[lane].eq(in_word[:K])]
+                    with m.If(~pad & wflags.high):
                         m.d.sync += bad_keys.eq(1)
                     end_sample = pos == T - 1
                     with m.If((lane == r.lanes - 1) | end_sample):
@@ -611,8 +675,7 @@ class HotlineTop(wiring.Component):
                         m.d.sync += pos.eq(pos + 1)
                 outputs_idle = ~sers[0].have & ~sers[1].have & ~reorder.popular.valid & \
                     ~reorder.non_popular.valid & ~cold.valid
-                with m.If(st_seen & (got == n_keys) & ~beat_full & outputs_idle &
-                          (cold_written == st.cold)):
+                with m.If(st_seen & got_all & ~beat_full & outputs_idle & cold_eq):
                     m.d.sync += [result0.eq(st.popular | (st.non_popular << 16)),
                                  result1.eq(st.cold | (st.sample_overflow << 30) |
                                             (st.key_overflow << 31))]
@@ -626,7 +689,7 @@ class HotlineTop(wiring.Component):
                 m.d.comb += busy.eq(1)
                 m.d.comb += [kbuf.w_en.eq(reader.words.valid), kbuf.w_data.eq(word[:K]),
                              reader.words.ready.eq(1)]   # kbuf holds max_batch_keys: never full
-                with m.If(reader.words.valid & (word[K:] != 0)):
+                with m.If(reader.words.valid & wflags.high):
                     m.d.sync += status.eq(Status.BAD_ARGUMENT)
                 with m.If(~reader.busy & ~reader.start):
                     with m.If(reader.errors != 0):
@@ -660,17 +723,10 @@ class HotlineTop(wiring.Component):
 
             with m.State("DRAIN"):
                 # the command's effects are complete: the units idle, every write answered
-                m.d.comb += busy.eq(1)
-                # an engine's error count is zeroed when a command starts it: count only
-                # the engines this command used
-                op = cmd.opcode
-                uses_reader = ((op == Opcode.LEARN) | (op == Opcode.ESTIMATE) |
-                               (op == Opcode.LOAD_HOTMAP) | (op == Opcode.SET_TABLES) |
-                               (op == Opcode.CLASSIFY))
-                uses_writer = (op == Opcode.ESTIMATE) | (op == Opcode.READOUT) | (op == Opcode.CLASSIFY)
-                with m.If(~counter.busy & ~writer.busy & ~reader.busy & ~wq.r_rdy):
-                    with m.If((uses_reader & (reader.errors != 0)) |
-                              (uses_writer & (writer.errors != 0))):
+                # (``drained``, registered below)
+                m.d.comb += [busy.eq(1), in_drain.eq(1)]
+                with m.If(drained):
+                    with m.If(engine_errors):
                         m.d.sync += status.eq(Status.AXI_ERROR)
                     m.next = "FINISH"
             with m.State("FINISH"):
