@@ -84,7 +84,7 @@ submit while the queue is full is dropped and sets ``IRQ_STATUS.OVERFLOW``.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import regmap
@@ -283,7 +283,16 @@ class HotlineTop(wiring.Component):
                          (csr.irq_status_error & csr.irq_enable_error)) != 0),
         ]
 
-        keys_beat = counter.keys.payload
+        # The command processor hands key beats to the counter through a small FIFO with
+        # registered outputs and a registered ``w_rdy``, so the counter's front-end stall
+        # chain never reaches the state machine (``ck`` is the FIFO's write side).
+        beat_layout = counter.keys.payload.shape()
+        m.submodules.kslice = kslice = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=3)
+        ck = stream.Signature(beat_layout).create(path=("ck",))
+        m.d.comb += [kslice.w_en.eq(ck.valid), kslice.w_data.eq(ck.payload), ck.ready.eq(kslice.w_rdy),
+                     counter.keys.valid.eq(kslice.r_rdy), counter.keys.payload.eq(kslice.r_data),
+                     kslice.r_en.eq(counter.keys.ready)]
+        keys_beat = ck.payload
         word = reader.words.payload.data
         wflags = data.View(word_flags, reader.words.payload.flags)
         good = wflags.good
@@ -422,7 +431,8 @@ class HotlineTop(wiring.Component):
                        (op == Opcode.CLASSIFY))
         uses_writer = (op == Opcode.ESTIMATE) | (op == Opcode.READOUT) | (op == Opcode.CLASSIFY)
         m.d.sync += [
-            drained.eq(in_drain & ~counter.busy & ~writer.busy & ~reader.busy & (wq.level == 0)),
+            drained.eq(in_drain & (kslice.level == 0) & ~counter.busy & ~writer.busy & ~reader.busy &
+                       (wq.level == 0)),
             engine_errors.eq((uses_reader & (reader.errors != 0)) |
                              (uses_writer & (writer.errors != 0))),
         ]
@@ -545,8 +555,8 @@ class HotlineTop(wiring.Component):
                 # one key per counter beat (lane 0); a bad key is dropped here
                 m.d.comb += [
                     keys_beat.op.eq(Op.UPDATE), keys_beat.keys[0].eq(word), keys_beat.mask.eq(1),
-                    counter.keys.valid.eq(reader.words.valid & good),
-                    reader.words.ready.eq(~good | counter.keys.ready),
+                    ck.valid.eq(reader.words.valid & good),
+                    reader.words.ready.eq(~good | ck.ready),
                 ]
                 with m.If(reader.words.valid & reader.words.ready):
                     with m.If(good):
@@ -563,8 +573,8 @@ class HotlineTop(wiring.Component):
                 m.d.comb += [
                     keys_beat.op.eq(Op.QUERY), keys_beat.keys[0].eq(word),
                     keys_beat.mask.eq(good),
-                    counter.keys.valid.eq(reader.words.valid),
-                    reader.words.ready.eq(counter.keys.ready),
+                    ck.valid.eq(reader.words.valid),
+                    reader.words.ready.eq(ck.ready),
                 ]
                 with m.If(reader.words.valid & reader.words.ready):
                     m.d.sync += sent.eq(sent + 1)
@@ -583,8 +593,8 @@ class HotlineTop(wiring.Component):
                     m.next = "DRAIN"
 
             with m.State("READOUT_OP"):
-                m.d.comb += [busy.eq(1), keys_beat.op.eq(Op.READOUT), counter.keys.valid.eq(1)]
-                with m.If(counter.keys.ready):
+                m.d.comb += [busy.eq(1), keys_beat.op.eq(Op.READOUT), ck.valid.eq(1)]
+                with m.If(ck.ready):
                     m.next = "READOUT"
             with m.State("READOUT"):
                 m.d.comb += busy.eq(1)
@@ -607,8 +617,8 @@ class HotlineTop(wiring.Component):
                         m.next = "DRAIN"
 
             with m.State("CLEAR_OP"):
-                m.d.comb += [busy.eq(1), keys_beat.op.eq(Op.CLEAR), counter.keys.valid.eq(1)]
-                with m.If(counter.keys.ready):
+                m.d.comb += [busy.eq(1), keys_beat.op.eq(Op.CLEAR), ck.valid.eq(1)]
+                with m.If(ck.ready):
                     m.next = "DRAIN"
 
             with m.State("LOADMAP"):
