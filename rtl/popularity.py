@@ -991,27 +991,21 @@ class PopularityCounterArray(wiring.Component):
         ]
 
         # ---- status and performance counters ---------------------------------
-        # The counters count events registered a cycle earlier, so the stall chain and
-        # ``fire`` end at a flip-flop here, not at the counters' enables and adders
-        # (a count lags its event by a cycle; ``busy`` covers that cycle).
+        # The beat and stall counters count handshakes registered a cycle earlier, so the
+        # stall chain ends at a flip-flop here, not at a counter's enable (a count lags
+        # its beat by a cycle, while ``busy`` is still high).
         ev_beat = Signal()
         ev_stall = Signal()
-        ev_fire = Signal()
-        ev_update = Signal()
-        ev_nkeys = Signal.like(d_nkeys)
-        ev_nbad = Signal.like(d_nbad)
         m.d.sync += [ev_beat.eq(self.keys.valid & self.keys.ready),
-                     ev_stall.eq(self.keys.valid & ~self.keys.ready),
-                     ev_fire.eq(fire), ev_update.eq(is_update),
-                     ev_nkeys.eq(d_nkeys), ev_nbad.eq(d_nbad)]
+                     ev_stall.eq(self.keys.valid & ~self.keys.ready)]
         m.d.comb += self.busy.eq(a_valid | b_valid | d_valid | ~drained | qbeats.r_rdy | ~run |
-                                 ev_beat | ev_fire)
+                                 ev_beat)
         with m.If(ev_beat):
             m.d.sync += self.perf_beats.eq(self.perf_beats + 1)
         with m.If(ev_stall):
             m.d.sync += self.perf_stalls.eq(self.perf_stalls + 1)
-        with m.If(ev_fire):
-            with m.If(ev_update):
-                m.d.sync += self.perf_keys.eq(self.perf_keys + ev_nkeys)
-            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + ev_nbad)
+        with m.If(fire):
+            with m.If(is_update):
+                m.d.sync += self.perf_keys.eq(self.perf_keys + d_nkeys)
+            m.d.sync += self.perf_bad_keys.eq(self.perf_bad_keys + d_nbad)
         return m
