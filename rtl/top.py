@@ -289,8 +289,8 @@ class HotlineTop(wiring.Component):
         beat_layout = counter.keys.payload.shape()
         m.submodules.kslice = kslice = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=3)
         ck = stream.Signature(beat_layout).create(path=("ck",))
-        m.d.comb += [kslice.w_en.eq(ck.valid), kslice.w_data.eq(ck.payload), ck.ready.eq(kslice.w_rdy),
-                     counter.keys.valid.eq(kslice.r_rdy), counter.keys.payload.eq(kslice.r_data),
+        m.d.comb += [kslice.w_en.eq(ck.valid), kslice.w_data.eq(ck.payload),
+                     ck.ready.eq(kslice.w_rdy), counter.keys.valid.eq(kslice.r_rdy), counter.keys.payload.eq(kslice.r_data),
                      kslice.r_en.eq(counter.keys.ready)]
         keys_beat = ck.payload
         word = reader.words.payload.data
@@ -576,10 +576,8 @@ class HotlineTop(wiring.Component):
                     ck.valid.eq(reader.words.valid),
                     reader.words.ready.eq(ck.ready),
                 ]
-                with m.If(reader.words.valid & reader.words.ready):
-                    m.d.sync += sent.eq(sent + 1)
-                    with m.If(~good):
-                        m.d.sync += result1.eq(result1 + 1)
+                with m.If(reader.words.valid & reader.words.ready & ~good):
+                    m.d.sync += result1.eq(result1 + 1)
                 est = counter.estimates.payload
                 m.d.comb += counter.estimates.ready.eq(wq.w_rdy)
                 with m.If(counter.estimates.valid & wq.w_rdy):
