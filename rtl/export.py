@@ -44,8 +44,14 @@ def build_unit(name: str, cfg: HotlineConfig | None = None):
     return getattr(module, cls_name)(cfg if cfg is not None else HotlineConfig())
 
 
-def to_verilog(component: wiring.Component, name: str, sep: str = "_") -> str:
-    """Verilog of a component, its ports named by joining signature paths with ``sep``."""
+def to_verilog(component: wiring.Component, name: str, sep: str = "_", *,
+               wrapper=None) -> str:
+    """Verilog of a component, its ports named by joining signature paths with ``sep``.
+
+    ``wrapper``, if given, is an elaboratable that holds ``component`` as a submodule
+    and is converted in its place: the module still has exactly ``component``'s ports
+    (and its domains' clock and reset).
+    """
     ports = {}
     for path, member, value in component.signature.flatten(component):
         if isinstance(value, ValueCastable):
@@ -56,7 +62,8 @@ def to_verilog(component: wiring.Component, name: str, sep: str = "_") -> str:
             if port_name in ports:
                 raise ValueError(f"two ports of {name} would both be called {port_name!r}")
             ports[port_name] = (value, direction)
-    return verilog.convert(component, name=name, ports=ports, emit_src=False)
+    return verilog.convert(wrapper if wrapper is not None else component, name=name,
+                           ports=ports, emit_src=False)
 
 
 def unit_verilog(name: str, cfg: HotlineConfig | None = None, module_name: str | None = None) -> str:

@@ -131,6 +131,7 @@ void hs_reset(void *p, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) s->step();
     s->top->rst = 0;
     s->top->eval();
+    s->step();   // the design's reset is a register (sim_verilog): it ends one edge later
 }
 
 void hs_run(void *p, uint64_t n) {
