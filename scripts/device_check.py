@@ -337,6 +337,10 @@ def main(argv=None) -> int:
     ap.add_argument("--table-scale", type=float, default=None, help="fraction of Criteo Kaggle's table sizes")
     ap.add_argument("--parity-steps", type=int, default=12)
     ap.add_argument("--timeline-steps", type=int, default=6)
+    ap.add_argument("--dim", type=int, default=16,
+                    help="embedding dim: 16 is the reference Criteo Kaggle DLRM (bottom 512-256-64-16, "
+                         "top 512-256-1); any other uses MLPerf DLRM's MLPs (bottom 512-256-DIM, "
+                         "top 1024-1024-512-256-1)")
     ap.add_argument("--learn-fraction", type=float, default=0.05)
     ap.add_argument("--hot-budget", type=int, default=256 * 2**20, help="bytes")
     ap.add_argument("--zipf", type=float, default=1.05)
@@ -357,7 +361,15 @@ def main(argv=None) -> int:
     batches = [int(b) for b in (args.batch_sizes or ("64,128" if tiny else "1024,4096")).split(",")]
     args.steps = args.steps or (30 if tiny else 300)
     scale = args.table_scale or (0.001 if tiny else 1.0)
-    args.model = (dict(bottom_mlp=(64, 32, 16), top_mlp=(64, 32, 1)) if tiny else {})
+    if args.dim < 1:
+        ap.error(f"--dim must be positive, got {args.dim}")
+    if tiny:
+        args.model = dict(bottom_mlp=(64, 32, args.dim), top_mlp=(64, 32, 1))
+    elif args.dim == 16:
+        args.model = {}
+    else:
+        args.model = dict(bottom_mlp=(512, 256, args.dim), top_mlp=(1024, 1024, 512, 256, 1))
+    args.model["embedding_dim"] = args.dim
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:

@@ -27,6 +27,10 @@ def site_packages() -> str:
     return str(Path(torch.__file__).resolve().parent.parent)
 
 
+#: embedding dim of the run (not the default 16, so the check sees --dim reach the trainers)
+DIM = 8
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("device_check")
@@ -39,7 +43,7 @@ def report(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=site_packages())
     r = subprocess.run(["bash", str(SCRIPT), str(out / "run"), "--device", "cpu", "--tiny",
                         "--batch-sizes", "64,128", "--steps", "12", "--parity-steps", "8",
-                        "--timeline-steps", "4", "--no-torchrec"],
+                        "--timeline-steps", "4", "--no-torchrec", "--dim", str(DIM)],
                        capture_output=True, text=True, cwd=ROOT, timeout=150,
                        env=dict(env, PYTHON=str(wrapper), OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -57,6 +61,7 @@ def test_device_check_writes_its_json(report):
     assert rep["parity_ok"] and all(p["ok"] and p["max_abs_diff"] <= 1e-9 and p["moved"] > 1e-3
                                     for p in rep["parity"])
     assert [t["batch_size"] for t in rep["throughput"]] == [64, 128]
+    assert f"dim {DIM}, bottom (64, 32, {DIM})" in rep["config"]
 
 
 def test_device_check_bytes_and_gain(report):
@@ -71,13 +76,13 @@ def test_device_check_bytes_and_gain(report):
             assert r["whole_run"]["samples"] == t["steps"] * t["batch_size"]
             assert r["after_learning"]["samples"] == (t["steps"] - t["learn_steps"]) * t["batch_size"]
             assert 0.5 < r["test_auc"] <= 1
-        # hybrid ships one 26 x 16 fp32 row per lookup; the de-duplicating hybrid its unique rows
-        assert modes["hybrid"]["whole_run"]["h2d_row_bytes_per_sample"] == 26 * 16 * 4
+        # hybrid ships one 26 x DIM fp32 row per lookup; the de-duplicating hybrid its unique rows
+        assert modes["hybrid"]["whole_run"]["h2d_row_bytes_per_sample"] == 26 * DIM * 4
         dd = modes["hybrid-dedup"]["whole_run"]["h2d_row_bytes_per_sample"]
-        assert 0 < dd < 26 * 16 * 4
+        assert 0 < dd < 26 * DIM * 4
         assert modes["device"]["whole_run"]["h2d_row_bytes_per_sample"] == 0
         ho = modes["hotline"]
-        assert ho["whole_run"]["h2d_hot_load_bytes"] == ho["hot_rows"] * 16 * 4 > 0
+        assert ho["whole_run"]["h2d_hot_load_bytes"] == ho["hot_rows"] * DIM * 4 > 0
         assert ho["after_learning"]["h2d_hot_load_bytes"] == ho["whole_run"]["h2d_hot_load_bytes"]
         # the gain is the product of its causes, in both windows
         for w in ("whole_run", "after_learning"):
@@ -106,6 +111,8 @@ def test_device_check_plots(report):
 def test_device_check_bad_arguments(tmp_path):
     r = run_check("--tiny")
     assert r.returncode == 2 and "usage" in r.stderr
+    r = run_check(tmp_path, "--device", "cpu", "--dim", "0")
+    assert r.returncode == 2 and "--dim must be positive" in r.stdout + r.stderr
     r = run_check(tmp_path, "--device", "cpu", "--modes", "hybrid,bogus")
     assert r.returncode == 2 and "unknown modes" in r.stdout + r.stderr
     import torch
