@@ -165,7 +165,7 @@ def synth_xilinx(*, profile: str | Profile, out_dir, units=("counter", "reorder"
         vfile = out / f"hotline_{name}.v"
         vfile.write_text(unit_verilog(name, cfg))
         t0 = time.time()
-        script = (f"read_verilog -sv {vfile.name}; synth_xilinx -flatten -noiobuf -family {fam} "
+        script = (f"read_verilog -sv {vfile.name}; synth_xilinx -flatten -noiopad -family {fam} "
                   f"-top hotline_{name}; stat")
         proc = subprocess.run([env["YOSYS"], "-q", "-l", f"{name}.log", "-p", script],
                               cwd=out, env=env, capture_output=True, text=True)

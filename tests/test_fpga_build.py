@@ -221,3 +221,24 @@ def test_vivado_plan_holds_verilog_and_scripts(tmp_path):
     assert "vivado" in (out / "build_top.sh").read_text()
     plan = json.loads((out / "plan.json").read_text())
     assert plan["note"].startswith("generated only")
+
+
+@pytest.mark.fpga
+def test_synth_xilinx_utilisation(tmp_path, capsys):
+    """`vivado-plan --synth`: yosys synth_xilinx of every unit (small config), its cell counts
+    in synth_xilinx.json and a table; the units' memories land in block RAM."""
+    cfg_path = tmp_path / "small.yaml"
+    SMALL.save(cfg_path)
+    out = tmp_path / "plan"
+    assert main(["fpga", "vivado-plan", "-c", str(cfg_path), "--synth", "-o", str(out)]) == 0
+    res = json.loads((out / "synth_xilinx" / "synth_xilinx.json").read_text())
+    assert res["family"] == "xcu" and "Yosys" in res["yosys"]
+    assert set(res["units"]) == {"counter", "reorder", "gather"}
+    for name, u in res["units"].items():
+        assert u["lut"] > 500 and u["ff"] > 500, (name, u)
+    for name in ("counter", "reorder"):
+        u = res["units"][name]
+        assert u["bram18"] + 2 * u["bram36"] > 0, (name, u)
+    assert res["total"]["lut"] == sum(u["lut"] for u in res["units"].values())
+    table = capsys.readouterr().out
+    assert "| counter |" in table and "| total |" in table
