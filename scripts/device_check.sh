@@ -18,6 +18,8 @@ fi
 out=$1; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
+# a relative interpreter path (.venv/bin/python) must survive the `cd /` of the import check
+case $py in */*) py=$(cd "$(dirname "$py")" && pwd)/$(basename "$py") || exit 2;; esac
 mkdir -p "$out" || exit 2
 out=$(cd "$out" && pwd)
 # import checks run from / : `python -c` puts the current folder first on sys.path, and the
