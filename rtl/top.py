@@ -290,7 +290,8 @@ class HotlineTop(wiring.Component):
         m.submodules.kslice = kslice = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=3)
         ck = stream.Signature(beat_layout).create(path=("ck",))
         m.d.comb += [kslice.w_en.eq(ck.valid), kslice.w_data.eq(ck.payload),
-                     ck.ready.eq(kslice.w_rdy), counter.keys.valid.eq(kslice.r_rdy), counter.keys.payload.eq(kslice.r_data),
+                     ck.ready.eq(kslice.w_rdy),
+                     counter.keys.valid.eq(kslice.r_rdy), counter.keys.payload.eq(kslice.r_data),
                      kslice.r_en.eq(counter.keys.ready)]
         keys_beat = ck.payload
         word = reader.words.payload.data
