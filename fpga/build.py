@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import platform as _platform
+import re
 import subprocess
 import time
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.hdl import (ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module,
+                          ResetSignal, Signal)
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -28,14 +30,17 @@ from .boards import BOARDS, board_platform, toolchain_env
 from .harness import PortHarness
 from .pll import ecp5_pll, ecp5_pll_settings
 
-__all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "RESOURCE_KEYS",
+__all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "parse_nextpnr_globals",
+           "RESOURCE_KEYS",
            "ROUTERS", "DEFAULT_ROUTER"]
 
 UNIT_CHOICES = ("counter", "reorder", "gather", "all", "top", "selftest")
 
-#: nextpnr-ecp5's routers.  router1 (nextpnr's own default) is the default here: router2
-#: routed the test suite's small top faster, but on the counter array out of context its
-#: overuse stopped falling (about 7k wires after 36 iterations) where router1 finishes.
+#: nextpnr-ecp5's routers.  router1 (nextpnr's own default) is the default here.  With the
+#: reset on a global (:class:`BoardTop`) router1 routes the test suite's small top in 63 s
+#: and router2 in 84 s (it was 928 to 1,623 s of router1 with the reset in the fabric); on
+#: the counter array out of context router2's overuse stopped falling (about 7k wires after
+#: 36 iterations) where router1 finishes.
 ROUTERS = ("router1", "router2")
 DEFAULT_ROUTER = "router1"
 
@@ -62,6 +67,12 @@ def _units(unit: str, cfg: HotlineConfig) -> dict:
 
 class BoardTop(Elaboratable):
     """The units on a board: clock through a PLL, reset held until lock, UART pins as I/O.
+
+    The reset leaves its synchronizer through a ``DCCA`` onto one of the ECP5's global
+    networks, which reach every slice's LSR.  Left in the fabric, a net that reaches
+    every flip-flop was the most congested net of the design (nextpnr router2's
+    heatmap): router1 spent 15 to 27 minutes on the test suite's small top, and the
+    whole ``ecp5-85f`` accelerator did not route at all.
 
     Parameters
     ----------
@@ -91,7 +102,13 @@ class BoardTop(Elaboratable):
             inst, pll_locked = ecp5_pll(self.pll, clk_buf.i)
             m.submodules.pll = inst
             m.d.comb += locked.eq(pll_locked)
-        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+        # The reset reaches every flip-flop's LSR: through a DCCA it rides a global
+        # network instead of the fabric, where a net of that fanout congests routing.
+        m.domains.rsync = ClockDomain("rsync", local=True)
+        m.d.comb += ClockSignal("rsync").eq(ClockSignal("sync"))
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="rsync")
+        m.submodules.reset_dcc = Instance("DCCA", i_CLKI=ResetSignal("rsync"), i_CE=Const(1),
+                                          o_CLKO=ResetSignal("sync"))
 
         uart = platform.request("uart", 0)
         if self.selftest is not None:
@@ -123,6 +140,26 @@ def _tool_version(env: dict, var: str, flag: str) -> str:
         return f"unknown ({exc})"
     text = (out.stdout + out.stderr).strip().splitlines()
     return text[-1].strip() if text else "unknown"
+
+
+def parse_nextpnr_globals(log_path) -> dict:
+    """The nets nextpnr routed on global networks, from its log: ``{net: global index}``.
+
+    Read off the ``routing clock net NAME using global N`` lines (nextpnr-ecp5 calls
+    every net on a global a clock, the reset too).  An absent log gives ``{}``.
+    """
+    path = Path(log_path)
+    if not path.is_file():
+        return {}
+    found = {}
+    for line in path.read_text(errors="replace").splitlines():
+        m = _GLOBAL_RE.search(line)
+        if m:
+            found[m.group(1)] = int(m.group(2))
+    return found
+
+
+_GLOBAL_RE = re.compile(r"routing clock net (\S+) using global (\d+)")
 
 
 def parse_nextpnr_report(path) -> dict:
@@ -291,6 +328,7 @@ def build(*, board: str, unit: str = "all", profile: str | Profile = "ecp5-85f",
                          if top.harness else None),
         "baud": baud if unit == "selftest" else None,
         **parsed,
+        "globals": parse_nextpnr_globals(out / "top.tim"),
         "max_utilisation": limit,
         "fits_profile_limit": _fits(parsed, limit),
         "config": cfg.to_dict(),

@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from hotline.cli import main
 from hotline.config import HotlineConfig
-from hotline.fpga.build import parse_nextpnr_report
+from hotline.fpga.build import parse_nextpnr_globals, parse_nextpnr_report
 from hotline.fpga.harness import PortHarness, port_bits
 from hotline.fpga.pll import ecp5_pll_settings
 from hotline.fpga.report import find_reports, format_reports
@@ -135,6 +135,16 @@ def test_parse_nextpnr_report(tmp_path):
     assert not parse_nextpnr_report(path)["timing_met"]
 
 
+def test_parse_nextpnr_globals(tmp_path):
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Routing globals...\n"
+                   "Info:     routing clock net $glbnet$clk using global 0\n"
+                   "Info:     routing clock net rst using global 1\n"
+                   "Info: Routing..\n")
+    assert parse_nextpnr_globals(log) == {"$glbnet$clk": 0, "rst": 1}
+    assert parse_nextpnr_globals(tmp_path / "absent.tim") == {}
+
+
 def test_parse_yosys_stat():
     log = """
 === sub ===
@@ -192,6 +202,9 @@ def test_small_ecp5_bitstream_meets_its_clock(tmp_path, capsys):
     assert rep["units"] == ["top"] and rep["router"] == "router1"
     assert rep["clock_mhz"] == SMALL_CLOCK_MHZ and rep["pll"]["f_out_mhz"] == SMALL_CLOCK_MHZ
     assert rep["timing_met"], rep["clocks"]
+    # The reset rides a global network (a fabric net of every flip-flop's LSR congested
+    # router1 for up to half an hour on this small top).
+    assert len(rep["globals"]) == 2 and any("rst" in n for n in rep["globals"]), rep["globals"]
     assert rep["resources"]["dp16kd"]["used"] > 0 and rep["resources"]["lut4"]["used"] > 1000
     assert rep["fits_profile_limit"]
     assert "Yosys" in rep["tools"]["yosys"] and "nextpnr" in rep["tools"]["nextpnr"]
