@@ -83,7 +83,7 @@ submit while the queue is full is dropped and sets ``IRQ_STATUS.OVERFLOW``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -748,7 +748,15 @@ class HotlineTop(wiring.Component):
         bb = g.data_bits // 8
 
         def counter_reg(port, inc):
-            m.d.sync += port.eq(Mux(clear, 0, port + inc))
+            # Each event is registered where it is made and counted a cycle later: the
+            # events come from deep inside the units (the counter's stall chain was the
+            # whole accelerator's critical path, routed across the chip to this adder).
+            if isinstance(inc, int):
+                ev = inc
+            else:
+                ev = Signal(Value.cast(inc).shape(), name=f"{port.name}_ev")
+                m.d.sync += ev.eq(inc)
+            m.d.sync += port.eq(Mux(clear, 0, port + ev))
 
         wbytes = Signal(range(bb + 1))
         m.d.comb += wbytes.eq(sum((axi.wstrb[i] for i in range(bb)), Const(0, range(bb + 1))))
