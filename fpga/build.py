@@ -71,8 +71,9 @@ class BoardTop(Elaboratable):
     The reset leaves its synchronizer through a ``DCCA`` onto one of the ECP5's global
     networks, which reach every slice's LSR.  Left in the fabric, a net that reaches
     every flip-flop was the most congested net of the design (nextpnr router2's
-    heatmap): router1 spent 15 to 27 minutes on the test suite's small top, and the
-    whole ``ecp5-85f`` accelerator did not route at all.
+    heatmap): router1 spent 15 to 27 minutes on the test suite's small top (1 minute
+    with the DCCA), and the whole ``ecp5-85f`` accelerator had not routed after 53
+    minutes (with the DCCA it routes: README, "Measured figures").
 
     Parameters
     ----------
