@@ -31,8 +31,7 @@ from .harness import PortHarness
 from .pll import ecp5_pll, ecp5_pll_settings
 
 __all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "parse_nextpnr_globals",
-           "RESOURCE_KEYS",
-           "ROUTERS", "DEFAULT_ROUTER"]
+           "RESOURCE_KEYS", "ROUTERS", "DEFAULT_ROUTER"]
 
 UNIT_CHOICES = ("counter", "reorder", "gather", "all", "top", "selftest")
 
@@ -103,8 +102,7 @@ class BoardTop(Elaboratable):
             inst, pll_locked = ecp5_pll(self.pll, clk_buf.i)
             m.submodules.pll = inst
             m.d.comb += locked.eq(pll_locked)
-        # The reset reaches every flip-flop's LSR: through a DCCA it rides a global
-        # network instead of the fabric, where a net of that fanout congests routing.
+        # The reset onto a global network (see the class docstring).
         m.domains.rsync = ClockDomain("rsync", local=True)
         m.d.comb += ClockSignal("rsync").eq(ClockSignal("sync"))
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="rsync")
@@ -143,6 +141,9 @@ def _tool_version(env: dict, var: str, flag: str) -> str:
     return text[-1].strip() if text else "unknown"
 
 
+_GLOBAL_RE = re.compile(r"routing clock net (\S+) using global (\d+)")
+
+
 def parse_nextpnr_globals(log_path) -> dict:
     """The nets nextpnr routed on global networks, from its log: ``{net: global index}``.
 
@@ -158,9 +159,6 @@ def parse_nextpnr_globals(log_path) -> dict:
         if m:
             found[m.group(1)] = int(m.group(2))
     return found
-
-
-_GLOBAL_RE = re.compile(r"routing clock net (\S+) using global (\d+)")
 
 
 def parse_nextpnr_report(path) -> dict:
