@@ -31,7 +31,7 @@ from .harness import PortHarness
 from .pll import ecp5_pll, ecp5_pll_settings
 
 __all__ = ["UNIT_CHOICES", "BoardTop", "build", "parse_nextpnr_report", "parse_nextpnr_globals",
-           "RESOURCE_KEYS", "ROUTERS", "DEFAULT_ROUTER"]
+           "summarize_critical_paths", "RESOURCE_KEYS", "ROUTERS", "DEFAULT_ROUTER"]
 
 UNIT_CHOICES = ("counter", "reorder", "gather", "all", "top", "selftest")
 
@@ -161,12 +161,49 @@ def parse_nextpnr_globals(log_path) -> dict:
     return found
 
 
+def summarize_critical_paths(data: dict, routes: int = 4) -> list[dict]:
+    """Each clock's critical path from nextpnr's ``--report`` JSON, in a few numbers.
+
+    Returns one ``{"from", "to", "delay_ns", "logic_ns", "routing_ns", "cells",
+    "start", "end", "longest_routes"}`` per entry of ``critical_paths``: the path's
+    total delay split into cell delays (clock-to-out, logic, setup) and routing,
+    the number of cells it passes, its start and end as ``cell.port``, and the
+    ``routes`` longest routes as ``[net, ns, from-loc, to-loc]`` (the locations
+    show how far a route crosses the chip).  An absent list gives ``[]``.
+    """
+    out = []
+    for cp in data.get("critical_paths", []) or []:
+        segs = cp.get("path", []) or []
+        if not segs:
+            continue
+        logic = sum(float(s.get("delay", 0)) for s in segs if s.get("type") != "routing")
+        rts = [s for s in segs if s.get("type") == "routing"]
+        routing = sum(float(s.get("delay", 0)) for s in rts)
+
+        def end(s, side):
+            e = s.get(side, {}) or {}
+            return f"{e.get('cell', '?')}.{e.get('port', '?')}"
+        longest = sorted(rts, key=lambda s: -float(s.get("delay", 0)))[:routes]
+        out.append({
+            "from": cp.get("from"), "to": cp.get("to"),
+            "delay_ns": round(logic + routing, 3), "logic_ns": round(logic, 3),
+            "routing_ns": round(routing, 3),
+            "cells": len({(s.get("to") or {}).get("cell") for s in segs}),
+            "start": end(segs[0], "from"), "end": end(segs[-1], "to"),
+            "longest_routes": [[s.get("net", "?"), round(float(s.get("delay", 0)), 3),
+                                (s.get("from") or {}).get("loc"), (s.get("to") or {}).get("loc")]
+                               for s in longest],
+        })
+    return out
+
+
 def parse_nextpnr_report(path) -> dict:
     """Fmax and utilisation from nextpnr's ``--report`` JSON.
 
     Returns ``{"clocks": {name: {"achieved_mhz", "constraint_mhz", "met"}},
-    "resources": {key: {"used", "available", "fraction"}}, "timing_met": bool}``
-    with the keys of :data:`RESOURCE_KEYS`.
+    "resources": {key: {"used", "available", "fraction"}}, "timing_met": bool,
+    "critical_paths": [...]}`` with the keys of :data:`RESOURCE_KEYS` (the paths as
+    :func:`summarize_critical_paths` gives them).
     """
     data = json.loads(Path(path).read_text())
     clocks = {}
@@ -182,7 +219,8 @@ def parse_nextpnr_report(path) -> dict:
         resources[key] = {"used": int(u["used"]), "available": avail,
                           "fraction": round(int(u["used"]) / avail, 4) if avail else 0.0}
     return {"clocks": clocks, "resources": resources,
-            "timing_met": bool(clocks) and all(c["met"] for c in clocks.values())}
+            "timing_met": bool(clocks) and all(c["met"] for c in clocks.values()),
+            "critical_paths": summarize_critical_paths(data)}
 
 
 def _build_ooc(prof, unit: str, cfg: HotlineConfig, out: Path, clock: float, seed: int,

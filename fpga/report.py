@@ -60,4 +60,16 @@ def format_reports(reports: list[dict]) -> str:
         ])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    paths = [_path_line(rep, cp) for rep in reports for cp in rep.get("critical_paths", [])
+             if cp["from"] == cp["to"] and "async" not in str(cp["from"])]
+    if paths:
+        lines += ["", "Critical paths (register to register, per clock):", *paths]
     return "\n".join(lines)
+
+
+def _path_line(rep: dict, cp: dict) -> str:
+    worst = cp["longest_routes"][0] if cp["longest_routes"] else None
+    far = f"; longest route {worst[0]} {worst[1]:.2f} ns" if worst else ""
+    return (f"- {Path(rep.get('_path', '')).name}: {cp['delay_ns']:.2f} ns "
+            f"({cp['logic_ns']:.2f} logic + {cp['routing_ns']:.2f} routing, {cp['cells']} cells) "
+            f"{cp['start']} -> {cp['end']}{far}")

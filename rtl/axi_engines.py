@@ -135,20 +135,23 @@ class WordReader(wiring.Component):
         m.d.sync += outstanding.eq(outstanding + ar_fire - r_burst_done)
 
         # ---- R: one held beat, words out one per cycle ----------------------------
-        first = Signal(33)                            # beat-linear index of the first word
-        end = Signal(34)                              # one past the last word
-        pos = Signal(34)                              # beat-linear index of the held beat's word 0
+        # The held beat's words are stepped through one per cycle; the first ``skip`` are
+        # before ``addr`` and the ``count`` after them are delivered.  Both are counted
+        # down rather than compared against a word index, and "words still to deliver" is
+        # a registered flag, so no adder or wide comparison sits on the path from the held
+        # word to RREADY.
         beat = Signal(self.data_bits)
         beat_ok = Signal()
         have = Signal()
         lane = Signal(lw)
         beats_left = Signal(33)                       # R beats still to arrive
+        skip_left = Signal(lw)                        # leading words still to pass over
+        words_left = Signal(32)                       # words still to deliver
+        w_more = Signal()                             # words_left != 0, registered
         m.d.comb += r_burst_done.eq(self.rvalid & self.rready & self.rlast)
 
-        idx = Signal(34)
-        m.d.comb += idx.eq(pos + lane)
         in_range = Signal()
-        m.d.comb += in_range.eq((idx >= first) & (idx < end))
+        m.d.comb += in_range.eq((skip_left == 0) & w_more)
         word = Signal(64)
         m.d.comb += word.eq(beat.word_select(lane, 64) if L > 1 else beat)
         # The words leave through a small FIFO, so RREADY depends on registered state only,
@@ -169,8 +172,12 @@ class WordReader(wiring.Component):
         m.d.comb += self.rready.eq(free & r_more)
         with m.If(step):
             m.d.sync += lane.eq(lane + 1)
+            with m.If(skip_left != 0):
+                m.d.sync += skip_left.eq(skip_left - 1)
+            with m.Elif(w_more):
+                m.d.sync += [words_left.eq(words_left - 1), w_more.eq(words_left != 1)]
             with m.If(last_lane):
-                m.d.sync += [have.eq(0), pos.eq(pos + L), lane.eq(0)]
+                m.d.sync += [have.eq(0), lane.eq(0)]
         with m.If(self.rvalid & self.rready):
             m.d.sync += [beat.eq(self.rdata), beat_ok.eq(~self.rresp[1]), have.eq(1), lane.eq(0),
                          beats_left.eq(beats_left - 1), r_more.eq(beats_left != 1)]
@@ -189,7 +196,8 @@ class WordReader(wiring.Component):
             m.d.comb += nbeats.eq(Mux(self.count == 0, 0, (total + L - 1) >> (lw if L > 1 else 0)))
             m.d.sync += [ar_addr.eq(base), ar_left.eq(nbeats), beats_left.eq(nbeats),
                          ar_more.eq(nbeats != 0), r_more.eq(nbeats != 0), ar_ok.eq(0),
-                         first.eq(skip), end.eq(total), pos.eq(0), lane.eq(0), have.eq(0),
+                         skip_left.eq(skip), words_left.eq(self.count),
+                         w_more.eq(self.count != 0), lane.eq(0), have.eq(0),
                          self.errors.eq(0)]
         m.d.comb += self.busy.eq(ar_more | r_more | have | (out.level != 0))
         return m

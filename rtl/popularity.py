@@ -723,7 +723,10 @@ class PopularityCounterArray(wiring.Component):
       ``max(2**S, hh_sets) / banks`` cycles.  READOUT waits likewise (one
       cycle more), then
       reads the sets through the banks' heavy-hitter read ports, one entry
-      per cycle with no bubble between sets, holding on backpressure.
+      per cycle with no bubble between sets, into a four-entry FIFO whose
+      registered read port drives ``readout`` (the RAMs' outputs and the
+      consumer's ready meet no logic in between); it holds while the FIFO
+      is full.
     """
 
     def __init__(self, cfg: HotlineConfig):
@@ -965,14 +968,26 @@ class PopularityCounterArray(wiring.Component):
         entry = data.View(L.entry, data.View(L.hh_word, ro_word)[ro_way].as_value())
         last_set = (ro_bank == B - 1) & (ro_set == set_depth - 1)
         last_way = ro_way == c.hh_ways - 1
+        # The entries leave through a small FIFO with a registered read port: the
+        # heavy-hitter RAM's output (unregistered in the DP16KD) and the bank/way
+        # multiplexer end at its write port, and the consumer's ready reaches neither the
+        # RAM's address nor the way counter.  Three entries keep one entry a cycle.
+        m.submodules.ro_q = ro_q = SyncFIFOBuffered(width=L.readout.size, depth=4)
+        ro_entry = Signal(L.readout)
+        ro_take = Signal()
         m.d.comb += [
-            self.readout.valid.eq(ro_have),
-            self.readout.payload.valid.eq(entry.valid),
-            self.readout.payload.key.eq(entry.key),
-            self.readout.payload.count.eq(entry.count),
-            self.readout.payload.last.eq(last_set & last_way),
+            ro_entry.valid.eq(entry.valid),
+            ro_entry.key.eq(entry.key),
+            ro_entry.count.eq(entry.count),
+            ro_entry.last.eq(last_set & last_way),
+            ro_q.w_data.eq(ro_entry),
+            ro_q.w_en.eq(ro_have),
+            ro_take.eq(ro_have & ro_q.w_rdy),
+            self.readout.valid.eq(ro_q.r_rdy),
+            self.readout.payload.eq(ro_q.r_data),
+            ro_q.r_en.eq(self.readout.ready),
         ]
-        with m.If(self.readout.valid & self.readout.ready):
+        with m.If(ro_take):
             with m.If(~last_way):
                 m.d.sync += ro_way.eq(ro_way + 1)
             with m.Else():
@@ -1002,7 +1017,7 @@ class PopularityCounterArray(wiring.Component):
         m.d.sync += [ev_beat.eq(self.keys.valid & self.keys.ready),
                      ev_stall.eq(self.keys.valid & ~self.keys.ready)]
         m.d.comb += self.busy.eq(a_valid | b_valid | d_valid | ~drained | qbeats.r_rdy | ~run |
-                                 ev_beat)
+                                 ev_beat | (ro_q.level != 0))
         with m.If(ev_beat):
             m.d.sync += self.perf_beats.eq(self.perf_beats + 1)
         with m.If(ev_stall):

@@ -465,8 +465,8 @@ class HotlineTop(wiring.Component):
         # registered "still to do" flags for the state machine's exits (see their states)
         ro_room = Signal()                # READOUT: ro_left != 0
         inflight = Signal(16)             # ESTIMATE: keys sent minus estimates received
-        est_zero = Signal()               # ... inflight == 0
-        inflight_next = Signal(16)
+        est_zero = Signal()               # ... inflight == 0, a cycle ago
+        rd_idle = Signal()                # ... the reader was idle a cycle ago
         cold_eq = Signal()                # CLASSIFY: every cold key written (registered)
         # the status is final once seen, and no cold key comes after the last: "equal a
         # cycle ago" is "equal now"
@@ -478,7 +478,7 @@ class HotlineTop(wiring.Component):
                 with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
                     m.d.comb += cmdq.r_en.eq(1)
                     m.d.sync += [cmd.eq(cmdq.r_data), arg_bad.eq(n_bad), inflight.eq(0),
-                                 est_zero.eq(1), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
+                                 est_zero.eq(1), rd_idle.eq(0), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
                                  result1.eq(0), sent.eq(0), got.eq(0), pos.eq(0),
                                  lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
                                  bad_keys.eq(0), have_base.eq(0),
@@ -584,11 +584,13 @@ class HotlineTop(wiring.Component):
                 with m.If(counter.estimates.valid & wq.w_rdy):
                     m.d.comb += put(wptr, Mux(est.mask[0], est.counts[0], Const((1 << 64) - 1, 64)))
                     m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8)]
-                # keys in the counter not yet answered, and whether that is none, registered
-                m.d.comb += inflight_next.eq(inflight + (reader.words.valid & reader.words.ready) -
-                                             (counter.estimates.valid & wq.w_rdy))
-                m.d.sync += [inflight.eq(inflight_next), est_zero.eq(inflight_next == 0)]
-                with m.If(~reader.busy & est_zero & ~counter.estimates.valid):
+                # Keys in the counter not yet answered.  The exit tests registers only: the
+                # reader idle now and a cycle ago (so no key went in after the count that
+                # ``est_zero`` saw, a cycle old) and that count zero.
+                m.d.sync += [inflight.eq(inflight + (reader.words.valid & reader.words.ready) -
+                                         (counter.estimates.valid & wq.w_rdy)),
+                             est_zero.eq(inflight == 0), rd_idle.eq(~reader.busy)]
+                with m.If(rd_idle & ~reader.busy & est_zero & ~counter.estimates.valid):
                     m.next = "DRAIN"
 
             with m.State("READOUT_OP"):

@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from hotline.cli import main
 from hotline.config import HotlineConfig
-from hotline.fpga.build import parse_nextpnr_globals, parse_nextpnr_report
+from hotline.fpga.build import parse_nextpnr_globals, parse_nextpnr_report, summarize_critical_paths
 from hotline.fpga.harness import PortHarness, port_bits
 from hotline.fpga.pll import ecp5_pll_settings
 from hotline.fpga.report import find_reports, format_reports
@@ -130,9 +130,49 @@ def test_parse_nextpnr_report(tmp_path):
     assert r["resources"]["lut4"] == {"used": 8364, "available": 83640, "fraction": 0.1}
     assert r["resources"]["dp16kd"]["fraction"] == 0.25
     assert r["resources"]["mult18"] == {"used": 0, "available": 0, "fraction": 0.0}
+    assert r["critical_paths"] == []
     path.write_text(json.dumps({"fmax": {"a": {"achieved": 99.9, "constraint": 100}},
                                 "utilization": {}}))
     assert not parse_nextpnr_report(path)["timing_met"]
+
+
+def _seg(kind, delay, a, b, net=None):
+    seg = {"type": kind, "delay": delay, "from": {"cell": a[0], "port": a[1], "loc": a[2]},
+           "to": {"cell": b[0], "port": b[1], "loc": b[2]}}
+    if net:
+        seg["net"] = net
+    return seg
+
+
+def test_summarize_critical_paths():
+    """nextpnr's ``critical_paths`` (the layout its ``--report`` writes): cell delays and
+    routing summed apart, cells counted once, the longest routes first."""
+    q, lut, lut2, ff = (("r", "Q", [1, 1]), ("l", "A", [9, 1]), ("l2", "B", [9, 40]),
+                        ("f", "CE", [9, 41]))
+    data = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            _seg("clk-to-q", 0.5, q, q),
+            _seg("routing", 1.25, q, lut, "n_far"),
+            _seg("logic", 0.25, lut, ("l", "F", [9, 1])),
+            _seg("routing", 2.0, ("l", "F", [9, 1]), lut2, "n_farther"),
+            _seg("logic", 0.25, lut2, ("l2", "F", [9, 40])),
+            _seg("routing", 0.75, ("l2", "F", [9, 40]), ff, "n_near"),
+            _seg("setup", 0.125, ff, ff)]},
+        {"from": "<async>", "to": "posedge clk", "path": []}]}
+    got = summarize_critical_paths(data, routes=2)
+    assert len(got) == 1
+    p = got[0]
+    assert (p["delay_ns"], p["logic_ns"], p["routing_ns"]) == (5.125, 1.125, 4.0)
+    assert p["cells"] == 4 and p["start"] == "r.Q" and p["end"] == "f.CE"
+    assert p["longest_routes"] == [["n_farther", 2.0, [9, 1], [9, 40]],
+                                   ["n_far", 1.25, [1, 1], [9, 1]]]
+    assert summarize_critical_paths({}) == []
+    # and in a build's table
+    rep = {"clocks": {}, "resources": {k: {"used": 1, "available": 2} for k in
+                                       ("lut4", "ff", "dp16kd", "mult18", "dram")},
+           "critical_paths": got, "_path": "/x/b1"}
+    assert "- b1: 5.12 ns (1.12 logic + 4.00 routing, 4 cells) r.Q -> f.CE; longest route " \
+           "n_farther 2.00 ns" in format_reports([rep])
 
 
 def test_parse_nextpnr_globals(tmp_path):
