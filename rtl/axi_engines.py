@@ -157,12 +157,18 @@ class WordReader(wiring.Component):
         # The words leave through a small FIFO, so RREADY depends on registered state only,
         # never combinationally on the consumer's ready; its read port is registered, so the
         # word and its flags reach the consumer from flip-flops.
+        # A second FIFO delivers them: the consumer's ready drives only its read side, and
+        # its write side is ready from its registered level, so the placer can put the
+        # R-channel logic by the AXI port and the delivery registers by the consumer
+        # without a combinational loop between them (that loop crossed the chip twice).
         m.submodules.out = out = fifo.SyncFIFOBuffered(width=self.word_layout.size, depth=5)
+        m.submodules.deliver = dq = fifo.SyncFIFOBuffered(width=self.word_layout.size, depth=3)
         flags = self._flags(word) if self._flags is not None else Const(0, 1)
         m.d.comb += [out.w_en.eq(have & beat_ok & in_range & out.w_rdy),
                      out.w_data.eq(Cat(word, flags)),
-                     self.words.valid.eq(out.r_rdy), self.words.payload.eq(out.r_data),
-                     out.r_en.eq(self.words.ready)]
+                     dq.w_en.eq(out.r_rdy), dq.w_data.eq(out.r_data), out.r_en.eq(dq.w_rdy),
+                     self.words.valid.eq(dq.r_rdy), self.words.payload.eq(dq.r_data),
+                     dq.r_en.eq(self.words.ready)]
         step = Signal()                               # the held word is done this cycle
         m.d.comb += step.eq(have & (~(beat_ok & in_range) | out.w_rdy))
         last_lane = Signal()
@@ -199,7 +205,7 @@ class WordReader(wiring.Component):
                          skip_left.eq(skip), words_left.eq(self.count),
                          w_more.eq(self.count != 0), lane.eq(0), have.eq(0),
                          self.errors.eq(0)]
-        m.d.comb += self.busy.eq(ar_more | r_more | have | (out.level != 0))
+        m.d.comb += self.busy.eq(ar_more | r_more | have | (out.level != 0) | (dq.level != 0))
         return m
 
 
