@@ -466,7 +466,10 @@ class HotlineTop(wiring.Component):
         ro_room = Signal()                # READOUT: ro_left != 0
         inflight = Signal(16)             # ESTIMATE: keys sent minus estimates received
         est_zero = Signal()               # ... inflight == 0, a cycle ago
+        ev_sent = Signal()                # ... a key went in / an estimate came out, a cycle ago
+        ev_got = Signal()
         rd_idle = Signal()                # ... the reader was idle a cycle ago
+        rd_idle2 = Signal()               # ... and two cycles ago
         cold_eq = Signal()                # CLASSIFY: every cold key written (registered)
         # the status is final once seen, and no cold key comes after the last: "equal a
         # cycle ago" is "equal now"
@@ -478,7 +481,8 @@ class HotlineTop(wiring.Component):
                 with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
                     m.d.comb += cmdq.r_en.eq(1)
                     m.d.sync += [cmd.eq(cmdq.r_data), arg_bad.eq(n_bad), inflight.eq(0),
-                                 est_zero.eq(1), rd_idle.eq(0), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
+                                 est_zero.eq(1), rd_idle.eq(0),
+                                 rd_idle2.eq(0), ev_sent.eq(0), ev_got.eq(0), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
                                  result1.eq(0), sent.eq(0), got.eq(0), pos.eq(0),
                                  lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
                                  bad_keys.eq(0), have_base.eq(0),
@@ -584,13 +588,17 @@ class HotlineTop(wiring.Component):
                 with m.If(counter.estimates.valid & wq.w_rdy):
                     m.d.comb += put(wptr, Mux(est.mask[0], est.counts[0], Const((1 << 64) - 1, 64)))
                     m.d.sync += [result0.eq(result0 + 1), wptr.eq(wptr + 8)]
-                # Keys in the counter not yet answered.  The exit tests registers only: the
-                # reader idle now and a cycle ago (so no key went in after the count that
-                # ``est_zero`` saw, a cycle old) and that count zero.
-                m.d.sync += [inflight.eq(inflight + (reader.words.valid & reader.words.ready) -
-                                         (counter.estimates.valid & wq.w_rdy)),
-                             est_zero.eq(inflight == 0), rd_idle.eq(~reader.busy)]
-                with m.If(rd_idle & ~reader.busy & est_zero & ~counter.estimates.valid):
+                # Keys in the counter not yet answered, counted from handshakes registered a
+                # cycle earlier (so no stall chain reaches the counter's adder).  The exit
+                # tests registers only: ``est_zero`` sees the handshakes up to three cycles
+                # ago, and the reader idle two cycles ago (it stays idle: nothing restarts it
+                # here) means no key went in since; a late estimate only delays the exit.
+                m.d.sync += [ev_sent.eq(reader.words.valid & reader.words.ready),
+                             ev_got.eq(counter.estimates.valid & wq.w_rdy),
+                             inflight.eq(inflight + ev_sent - ev_got),
+                             est_zero.eq(inflight == 0), rd_idle.eq(~reader.busy),
+                             rd_idle2.eq(rd_idle)]
+                with m.If(rd_idle2 & ~reader.busy & est_zero & ~counter.estimates.valid):
                     m.next = "DRAIN"
 
             with m.State("READOUT_OP"):
