@@ -161,6 +161,12 @@ def parse_nextpnr_globals(log_path) -> dict:
     return found
 
 
+def _pin(segment: dict, side: str) -> str:
+    """``cell.port`` of one end (``"from"`` or ``"to"``) of a critical-path segment."""
+    e = segment.get(side) or {}
+    return f"{e.get('cell', '?')}.{e.get('port', '?')}"
+
+
 def summarize_critical_paths(data: dict, routes: int = 4) -> list[dict]:
     """Each clock's critical path from nextpnr's ``--report`` JSON, in a few numbers.
 
@@ -179,17 +185,13 @@ def summarize_critical_paths(data: dict, routes: int = 4) -> list[dict]:
         logic = sum(float(s.get("delay", 0)) for s in segs if s.get("type") != "routing")
         rts = [s for s in segs if s.get("type") == "routing"]
         routing = sum(float(s.get("delay", 0)) for s in rts)
-
-        def end(s, side):
-            e = s.get(side, {}) or {}
-            return f"{e.get('cell', '?')}.{e.get('port', '?')}"
         longest = sorted(rts, key=lambda s: -float(s.get("delay", 0)))[:routes]
         out.append({
             "from": cp.get("from"), "to": cp.get("to"),
             "delay_ns": round(logic + routing, 3), "logic_ns": round(logic, 3),
             "routing_ns": round(routing, 3),
             "cells": len({(s.get("to") or {}).get("cell") for s in segs}),
-            "start": end(segs[0], "from"), "end": end(segs[-1], "to"),
+            "start": _pin(segs[0], "from"), "end": _pin(segs[-1], "to"),
             "longest_routes": [[s.get("net", "?"), round(float(s.get("delay", 0)), 3),
                                 (s.get("from") or {}).get("loc"), (s.get("to") or {}).get("loc")]
                                for s in longest],

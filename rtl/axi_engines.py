@@ -154,13 +154,13 @@ class WordReader(wiring.Component):
         m.d.comb += in_range.eq((skip_left == 0) & w_more)
         word = Signal(64)
         m.d.comb += word.eq(beat.word_select(lane, 64) if L > 1 else beat)
-        # The words leave through a small FIFO, so RREADY depends on registered state only,
-        # never combinationally on the consumer's ready; its read port is registered, so the
-        # word and its flags reach the consumer from flip-flops.
-        # A second FIFO delivers them: the consumer's ready drives only its read side, and
-        # its write side is ready from its registered level, so the placer can put the
-        # R-channel logic by the AXI port and the delivery registers by the consumer
-        # without a combinational loop between them (that loop crossed the chip twice).
+        # The words leave through two small FIFOs with registered read ports.  RREADY
+        # depends on registered state only, never on the consumer's ready, which drives
+        # only the second FIFO's read side; that FIFO's write side is ready from its
+        # registered level, so the placer can put the R-channel logic by the AXI port and
+        # the delivery registers by the consumer without a combinational loop between
+        # them (that loop crossed the chip twice).  The word and its flags reach the
+        # consumer from flip-flops.
         m.submodules.out = out = fifo.SyncFIFOBuffered(width=self.word_layout.size, depth=5)
         m.submodules.deliver = dq = fifo.SyncFIFOBuffered(width=self.word_layout.size, depth=3)
         flags = self._flags(word) if self._flags is not None else Const(0, 1)

@@ -481,8 +481,8 @@ class HotlineTop(wiring.Component):
                 with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
                     m.d.comb += cmdq.r_en.eq(1)
                     m.d.sync += [cmd.eq(cmdq.r_data), arg_bad.eq(n_bad), inflight.eq(0),
-                                 est_zero.eq(1), rd_idle.eq(0),
-                                 rd_idle2.eq(0), ev_sent.eq(0), ev_got.eq(0), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
+                                 est_zero.eq(1), rd_idle.eq(0), rd_idle2.eq(0), ev_sent.eq(0),
+                                 ev_got.eq(0), got_all.eq(0), status.eq(Status.OK), result0.eq(0),
                                  result1.eq(0), sent.eq(0), got.eq(0), pos.eq(0),
                                  lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
                                  bad_keys.eq(0), have_base.eq(0),
