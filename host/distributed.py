@@ -94,12 +94,28 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    def close(self, barrier: bool = True) -> None:
+        """Leave the process group (a no-op for one process or when none is joined).
+
+        With ``barrier`` (the default) every rank first waits for the others, so no rank tears
+        down its gloo/NCCL threads while a peer still talks to it.  Pass ``barrier=False`` on
+        an error path, where the other ranks may never arrive.  Leaving the group explicitly
+        matters: a process that exits with the group still joined can abort in the
+        communication library's thread teardown ("terminate called without an active
+        exception") and so fail a run whose work was all done.
+        """
+        if not (self.enabled and dist.is_initialized()):
+            return
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()
+
 
 def init_from_env(device: torch.device | str = "cpu") -> DistContext:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...).
 
     Without those variables (or with ``WORLD_SIZE=1``) returns a single-process context.
-    Backend: NCCL for a CUDA device, gloo otherwise.
+    Backend: NCCL for a CUDA device, gloo otherwise.  Call :meth:`DistContext.close` when done.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

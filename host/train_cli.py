@@ -191,16 +191,27 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    import torch
-
     from .distributed import init_from_env
-    from .driver import check_backend
     from .embedding import resolve_device
-    from .trainer import make_trainer
 
     cfg = _train_config(args)
     device = resolve_device(cfg.device)     # a bad --device fails before any work
     ctx = init_from_env(device)             # under torchrun: data parallel over the ranks
+    done = False
+    try:
+        rc = _train(args, cfg, ctx)
+        done = True
+        return rc
+    finally:
+        ctx.close(barrier=done)             # every rank leaves the group (no abort at exit)
+
+
+def _train(args, cfg, ctx) -> int:
+    import torch
+
+    from .driver import check_backend
+    from .trainer import make_trainer
+
     main_rank = ctx.is_main
     user_hw = HotlineConfig.load(args.config) if getattr(args, "config", None) else None
     backend = getattr(args, "backend", "golden") or "golden"

@@ -38,6 +38,7 @@ SCRIPT = textwrap.dedent('''
                 tr.close()
             params["losses"] = torch.tensor(tr.losses)
             torch.save(params, f"{out}/{mode}-{opt}-rank{ctx.rank}-of{ctx.world_size}.pt")
+    ctx.close()
 ''')
 
 
