@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import HotlineConfig
 from ..rtl.axi import AXI4Signature
 from ..rtl.axi_fabric import AXI4Arbiter, AXI4LiteSplitter, AXI4LiteToAXI4, AXI4RAM
-from ..rtl.top import HotlineTop
+from ..rtl.top import HotlineTop, axi_id_bits
 from ..rtl.uart_bridge import UartBridge
 
 __all__ = ["SelfTestCore", "RAM_BASE", "SPLIT_BIT", "DEFAULT_RAM_BYTES"]
@@ -85,13 +85,14 @@ class SelfTestCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         g = self.cfg.gather
-        sig = AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits, id_width=g.id_bits)
+        sig = AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits,
+                            id_width=axi_id_bits(self.cfg))
         m.submodules.bridge = bridge = UartBridge(clk_hz=self.clk_hz, baud=self.baud,
                                                   addr_width=32)
         m.submodules.split = split = AXI4LiteSplitter(addr_bits=32, split_bit=SPLIT_BIT)
         m.submodules.top = top = HotlineTop(self.cfg)
         m.submodules.l2a = l2a = AXI4LiteToAXI4(addr_bits=g.addr_bits, data_bits=g.data_bits,
-                                                id_bits=g.id_bits)
+                                                id_bits=axi_id_bits(self.cfg))
         m.submodules.arb = arb = AXI4Arbiter(sig)
         m.submodules.ram = ram = AXI4RAM(sig, self.ram_bytes)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.irq.eq(top.irq)]

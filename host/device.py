@@ -14,17 +14,27 @@ simulated clock run; a real device ignores it):
   DMA-able buffer); tested here against plain files.
 
 Every command of :mod:`hotline.rtl.top` has a method here.  Small operands go
-through a scratch area at the start of host memory (``scratch_bytes``); the
-gather and scatter name device addresses the caller owns (tables and staging
-buffers elsewhere in the same memory).  :class:`DeviceAccelerator` puts the
+through a scratch area at the start of host memory (``scratch_bytes``), or
+where the caller says (``at``); the gather and scatter name device addresses
+the caller owns (tables and staging buffers elsewhere in the same memory).
+
+A :class:`Device` may be shared by threads: a command's register writes are
+one atomic step, and each caller waits for the completion of its own command
+(by tag), keeping the completions of others for them.  The device runs a
+GATHER/SCATTER's rows beside the commands after it (see
+:mod:`hotline.rtl.top`), so a thread's CLASSIFY may finish while another's
+SCATTER still moves rows; the device orders what touches the DMA's state, and
+the callers keep their operands apart (the scratch area serves one thread).  :class:`DeviceAccelerator` puts the
 trainer's :class:`~hotline.host.driver.Accelerator` API on top of it: the
 ``sim`` and ``fpga`` backends.
 """
 
 from __future__ import annotations
 
+import collections
 import mmap
 import os
+import threading
 
 import numpy as np
 
@@ -144,12 +154,26 @@ class Device:
             raise DeviceError(f"the device's counter array (D, S, C, ways) = {got} is not the "
                               f"config's {(c.depth, c.log2_counters, c.counter_bits, c.hh_ways)}")
         self._tag = 0
+        self._lock = threading.RLock()          # one register sequence at a time
+        self._kept = {}                         # completions popped for other waiters, by tag
+        #: ``(tag, opcode)`` of the last completions, in the order the device finished them
+        self.finished = collections.deque(maxlen=64)
 
     # ---- memory -----------------------------------------------------------------
     def _check_room(self, nbytes: int, what: str) -> None:
         if nbytes > self.scratch_bytes:
             raise DeviceError(f"{what} needs {nbytes} bytes of host memory; the scratch area has "
                               f"{self.scratch_bytes}")
+
+    def _at(self, at: int | None, nbytes: int, what: str) -> int:
+        """Host-memory offset of an operand of ``nbytes``: ``at``, or the scratch area."""
+        if at is None:
+            self._check_room(nbytes, what)
+            return 0
+        if not (0 <= at and at % 8 == 0 and at + nbytes <= self.t.mem.size):
+            raise DeviceError(f"{what}: {nbytes} bytes at offset {at} do not fit the "
+                              f"{self.t.mem.size}-byte host memory (8-byte aligned)")
+        return at
 
     def _put(self, offset: int, words: np.ndarray) -> None:
         self.t.mem[offset:offset + 8 * words.size] = words.view(np.uint8)
@@ -161,42 +185,57 @@ class Device:
     def submit(self, opcode, *, addr_a: int = 0, addr_b: int = 0, count: int = 0,
                arg: int = 0) -> int:
         """Stage and push one command; returns its tag."""
-        self._tag = (self._tag + 1) & 0xFF
-        t = self.t
-        t.write32(regmap.CMD_OPCODE, int(opcode) | self._tag << 8)
-        t.write32(regmap.CMD_ADDR_A_LO, addr_a & 0xFFFF_FFFF)
-        t.write32(regmap.CMD_ADDR_A_HI, addr_a >> 32)
-        t.write32(regmap.CMD_ADDR_B_LO, addr_b & 0xFFFF_FFFF)
-        t.write32(regmap.CMD_ADDR_B_HI, addr_b >> 32)
-        t.write32(regmap.CMD_COUNT, count)
-        t.write32(regmap.CMD_ARG, arg)
-        t.write32(regmap.CMD_SUBMIT, 1)
-        if _R["IRQ_STATUS"].field("OVERFLOW").get(t.read32(regmap.IRQ_STATUS)):
-            t.write32(regmap.IRQ_STATUS, _R["IRQ_STATUS"].field("OVERFLOW").mask)
-            raise DeviceError(f"{_name(opcode)}: the command queue was full; "
-                              f"the command was dropped")
-        return self._tag
+        with self._lock:
+            self._tag = (self._tag + 1) & 0xFF
+            while self._tag in self._kept:      # a tag whose completion nobody took yet
+                self._tag = (self._tag + 1) & 0xFF
+            t = self.t
+            t.write32(regmap.CMD_OPCODE, int(opcode) | self._tag << 8)
+            t.write32(regmap.CMD_ADDR_A_LO, addr_a & 0xFFFF_FFFF)
+            t.write32(regmap.CMD_ADDR_A_HI, addr_a >> 32)
+            t.write32(regmap.CMD_ADDR_B_LO, addr_b & 0xFFFF_FFFF)
+            t.write32(regmap.CMD_ADDR_B_HI, addr_b >> 32)
+            t.write32(regmap.CMD_COUNT, count)
+            t.write32(regmap.CMD_ARG, arg)
+            t.write32(regmap.CMD_SUBMIT, 1)
+            if _R["IRQ_STATUS"].field("OVERFLOW").get(t.read32(regmap.IRQ_STATUS)):
+                t.write32(regmap.IRQ_STATUS, _R["IRQ_STATUS"].field("OVERFLOW").mask)
+                raise DeviceError(f"{_name(opcode)}: the command queue was full; "
+                                  f"the command was dropped")
+            return self._tag
 
-    def wait(self) -> Completion:
-        """Wait for the oldest completion and pop it."""
+    def wait(self, tag: int | None = None) -> Completion:
+        """Wait for the completion of command ``tag`` (``None``: the oldest one) and pop it.
+
+        Completions of other tags that come first are kept for their own waiters.
+        """
         head = _R["DONE_HEAD"]
         for _ in range(self.max_polls):
-            word = self.t.read32(regmap.DONE_HEAD)
-            if head.field("VALID").get(word):
-                r0 = self.t.read32(regmap.DONE_RESULT0)
-                r1 = self.t.read32(regmap.DONE_RESULT1)
-                self.t.write32(regmap.DONE_POP, 1)
-                return Completion((head.field("TAG").get(word), head.field("STATUS").get(word),
-                                   head.field("OPCODE").get(word), r0, r1))
-            self.t.run(self.poll_cycles)
+            with self._lock:
+                if tag is None and self._kept:
+                    return self._kept.pop(next(iter(self._kept)))
+                if tag in self._kept:
+                    return self._kept.pop(tag)
+                word = self.t.read32(regmap.DONE_HEAD)
+                if head.field("VALID").get(word):
+                    r0 = self.t.read32(regmap.DONE_RESULT0)
+                    r1 = self.t.read32(regmap.DONE_RESULT1)
+                    self.t.write32(regmap.DONE_POP, 1)
+                    done = Completion((head.field("TAG").get(word), head.field("STATUS").get(word),
+                                       head.field("OPCODE").get(word), r0, r1))
+                    self.finished.append((done[0], done[2]))
+                    if tag is None or done[0] == tag:
+                        return done
+                    self._kept[done[0]] = done
+                    continue
+                self.t.run(self.poll_cycles)
         raise DeviceError("no completion: the device stopped answering")
 
     def command(self, opcode, ok=(Status.OK,), **kw) -> Completion:
         """Submit one command and wait for it; a status not in ``ok`` raises :class:`DeviceError`."""
-        tag = self.submit(opcode, **kw)
-        done = self.wait()
-        if done[0] != tag:
-            raise DeviceError(f"completion for tag {done[0]} while waiting for {tag}")
+        return self._checked(opcode, self.wait(self.submit(opcode, **kw)), ok)
+
+    def _checked(self, opcode, done: Completion, ok=(Status.OK,)) -> Completion:
         if done.status not in ok:
             raise DeviceError(f"{_name(opcode)} ended with {done.status.name} (results "
                               f"{done[3]}, {done[4]})", done.status)
@@ -293,24 +332,37 @@ class Device:
                                cold_keys=cold), done
 
     # ---- the gather DMA -----------------------------------------------------------
-    def set_tables(self, bases, strides, rows, row_bytes: int) -> None:
+    def set_tables(self, bases, strides, rows, row_bytes: int, *, at: int | None = None) -> None:
         """Describe the tables to the DMA: table ``t`` starts at device address ``bases[t]``,
-        rows ``strides[t]`` bytes apart, ``rows[t]`` rows; every row moves ``row_bytes``."""
+        rows ``strides[t]`` bytes apart, ``rows[t]`` rows; every row moves ``row_bytes``.
+        The descriptors go to host-memory offset ``at`` (default: the scratch area)."""
         bases = np.asarray(bases, dtype=np.uint64)
         desc = np.zeros((bases.size, 2), dtype=np.uint64)
         desc[:, 0] = bases
         desc[:, 1] = (np.asarray(strides, dtype=np.uint64) |
                       np.asarray(rows, dtype=np.uint64) << np.uint64(32))
-        self._check_room(16 * bases.size, "set_tables")
-        self._put(0, desc.ravel())
-        self.command(Opcode.SET_TABLES, addr_a=self.t.mem_base, count=bases.size, arg=row_bytes)
+        off = self._at(at, 16 * bases.size, "set_tables")
+        self._put(off, desc.ravel())
+        self.command(Opcode.SET_TABLES, addr_a=self.t.mem_base + off, count=bases.size,
+                     arg=row_bytes)
 
-    def move(self, opcode, keys, staging: int) -> int:
+    def move(self, opcode, keys, staging: int, *, at: int | None = None) -> int:
         """GATHER or SCATTER the rows of ``keys`` (row ``u`` at ``staging + u * row_bytes``, a
-        device address); returns the rows moved.  At most ``max_batch_keys`` keys."""
+        device address); returns the rows moved.  At most ``max_batch_keys`` keys, put at
+        host-memory offset ``at`` (default: the scratch area)."""
+        return self.finish_move(self.start_move(opcode, keys, staging, at=at))
+
+    def start_move(self, opcode, keys, staging: int, *, at: int | None = None) -> tuple:
+        """Submit a GATHER or SCATTER (as :meth:`move`) without waiting; returns a handle
+        for :meth:`finish_move`.  The commands submitted next may run beside its rows."""
         keys = np.ascontiguousarray(keys, dtype=np.uint64).ravel()
-        self._check_room(8 * keys.size, _name(opcode).lower())
-        self._put(0, keys)
-        done = self.command(opcode, addr_a=self.t.mem_base, addr_b=staging, count=keys.size)
-        return done[3]
+        off = self._at(at, 8 * keys.size, _name(opcode).lower())
+        self._put(off, keys)
+        return opcode, self.submit(opcode, addr_a=self.t.mem_base + off, addr_b=staging,
+                                   count=keys.size)
+
+    def finish_move(self, handle) -> int:
+        """Wait for a :meth:`start_move`; returns the rows moved (an error status raises)."""
+        opcode, tag = handle
+        return self._checked(opcode, self.wait(tag))[3]
 

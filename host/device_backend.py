@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import HotlineConfig
 from .device import Device, DeviceError
-from .driver import Accelerator, GoldenAccelerator, _as_keys
+from .driver import Accelerator, GoldenAccelerator, _as_keys, dma_operand_bytes_for
 from .hotmap import check_keys
 
 __all__ = ["DeviceAccelerator"]
@@ -24,13 +24,19 @@ __all__ = ["DeviceAccelerator"]
 class DeviceAccelerator(GoldenAccelerator):
     """The ``sim`` and ``fpga`` backends: the driver API over a register-level :class:`Device`.
 
-    Every call is a sequence of device commands (they run one at a time, in
-    order, on the device; a lock keeps the trainer's DMA worker threads from
-    interleaving their sequences).  Host memory the device reaches is laid
-    out as ``[scratch | tables | staging]``: the trainer keeps its embedding
-    tables in device-visible memory (:meth:`adopt`), so a gather or scatter
-    moves rows where the trainer reads and updates them; the staging buffer
-    holds ``max_batch_keys`` rows, and larger gathers run in chunks.
+    Every call is a sequence of device commands.  Two locks keep sequences
+    from interleaving: one for the gather and scatter (the DMA, its table
+    descriptors, key list and staging buffer), one for everything else (the
+    scratch area).  So the trainer's scatter worker and its main thread run
+    side by side: the device classifies batch i+1 while the DMA writes batch
+    i's rows back (the device runs a CLASSIFY beside a SCATTER's rows, and
+    makes a GATHER or SET_TABLES wait for the DMA; this class keeps the two
+    sides' operands apart, which is the driver's half of the ordering rules).
+    Host memory the device reaches is laid out as ``[scratch | tables | DMA
+    operands | staging]``: the trainer keeps its embedding tables in
+    device-visible memory (:meth:`adopt`), so a gather or scatter moves rows
+    where the trainer reads and updates them; the staging buffer holds
+    ``max_batch_keys`` rows, and larger gathers run in chunks.
 
     The popularity state lives in the device: :meth:`choose_hot_set` ranks
     the heavy-hitter readout (or the estimates of ``candidates``) exactly as
@@ -58,7 +64,9 @@ class DeviceAccelerator(GoldenAccelerator):
         self.backend = backend
         self.dev = device
         self._owner = transport_owner
-        self._cmd_lock = threading.RLock()
+        self._cmd_lock = threading.RLock()     # commands that use the scratch area
+        self._dma_lock = threading.RLock()     # SET_TABLES, GATHER, SCATTER and their buffers
+        self._dma_ops = None                   # host-memory offset of the DMA's key list
         mem = device.t.mem
         self._heap = _align(device.scratch_bytes)
         self._tables_at = None        # (device address, nbytes) of adopted tables
@@ -169,9 +177,11 @@ class DeviceAccelerator(GoldenAccelerator):
         else:
             bases = np.array([self._addr_of(a, f"table {i}") for i, a in enumerate(arrays)], np.uint64)
         strides = np.full(sizes.size, rb, dtype=np.uint64)
+        if self._dma_ops is None:
+            self._dma_ops = self._alloc(dma_operand_bytes_for(self.cfg), "the DMA's key list")
         key = (bases.tobytes(), sizes.tobytes(), rb)
         if key != self._table_key:
-            self.dev.set_tables(bases, strides, sizes.astype(np.uint64), rb)
+            self.dev.set_tables(bases, strides, sizes.astype(np.uint64), rb, at=self._dma_ops)
             self._table_key = key
         if self._stage is None or self._stage[1] < rb:
             self._stage = (self._alloc(self.cfg.reorder.max_batch_keys * rb, "the staging buffer"), rb)
@@ -184,7 +194,7 @@ class DeviceAccelerator(GoldenAccelerator):
         keys = _as_keys(cold_keys, "cold_keys", 1)
         src_torch = isinstance(getattr(tables, "flat", None), torch.Tensor) or (
             not hasattr(tables, "flat") and len(tables) and isinstance(tables[0], torch.Tensor))
-        with self._cmd_lock:
+        with self._dma_lock:
             w, dt, rb, stage = self._prepare(tables, keys)
             if out is None:
                 out = torch.from_numpy(np.empty((keys.size, w), dtype=dt)) if src_torch \
@@ -194,7 +204,7 @@ class DeviceAccelerator(GoldenAccelerator):
             mem = self.dev.t.mem
             for i in range(0, keys.size, cap):
                 part = keys[i:i + cap]
-                self.dev.move(Opcode.GATHER, part, self.dev.t.mem_base + stage)
+                self.dev.move(Opcode.GATHER, part, self.dev.t.mem_base + stage, at=self._dma_ops)
                 dst[i:i + part.size] = mem[stage:stage + part.size * rb].view(dt).reshape(part.size, w)
         self._account("gather", t0)
         return out[:keys.size]
@@ -206,7 +216,7 @@ class DeviceAccelerator(GoldenAccelerator):
         srt = np.sort(keys)
         if srt.size > 1 and bool((srt[1:] == srt[:-1]).any()):
             raise ValueError("cold_keys holds a key twice: a scatter would write one row twice")
-        with self._cmd_lock:
+        with self._dma_lock:
             w, dt, rb, stage = self._prepare(tables, keys)
             src = self._buffer(rows, "rows", keys.size, w, dt)
             cap = self.cfg.reorder.max_batch_keys
@@ -214,7 +224,7 @@ class DeviceAccelerator(GoldenAccelerator):
             for i in range(0, keys.size, cap):
                 part = keys[i:i + cap]
                 mem[stage:stage + part.size * rb] = np.ascontiguousarray(src[i:i + part.size]).view(np.uint8).ravel()
-                self.dev.move(Opcode.SCATTER, part, self.dev.t.mem_base + stage)
+                self.dev.move(Opcode.SCATTER, part, self.dev.t.mem_base + stage, at=self._dma_ops)
         self._account("scatter", t0)
 
     # ---- state -------------------------------------------------------------------------

@@ -377,6 +377,13 @@ def scratch_bytes_for(cfg: HotlineConfig) -> int:
     return max(1 << 16, -(-8 * words // 4096) * 4096)
 
 
+def dma_operand_bytes_for(cfg: HotlineConfig) -> int:
+    """Host memory of the DMA's own operands (key list, table descriptors), kept apart from
+    the scratch area so a gather or scatter can run beside the other commands."""
+    words = max(cfg.reorder.max_batch_keys, 2 * cfg.keys.tables)
+    return -(-8 * words // 4096) * 4096
+
+
 def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -> Accelerator:
     """Build the driver for ``backend``.
 
@@ -393,7 +400,7 @@ def make_accelerator(backend: str, cfg: HotlineConfig, *, host_bytes: int = 0) -
     scratch = scratch_bytes_for(cfg)
     if backend == "sim":
         from .sim import SimTop
-        t = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + (1 << 16))
+        t = SimTop(cfg, mem_bytes=scratch + int(host_bytes) + dma_operand_bytes_for(cfg) + (1 << 16))
     else:
         regs, mem = os.environ.get("HOTLINE_FPGA_REGS"), os.environ.get("HOTLINE_FPGA_MEM")
         if not regs or not mem:

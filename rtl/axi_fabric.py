@@ -1,22 +1,25 @@
-"""Small AXI building blocks: a 2:1 AXI4 arbiter, an AXI4-Lite to AXI4 adapter, an
+"""Small AXI building blocks: two 2:1 AXI4 muxes, an AXI4-Lite to AXI4 adapter, an
 AXI4-Lite address splitter and an on-chip AXI4 RAM.
 
-They exist for the board self-test image (:mod:`hotline.fpga.selftest`), where
-the accelerator's host-memory port is on-chip block RAM that the host fills
-through the UART bridge.  They favour being obviously correct over speed: the
-arbiter passes one burst at a time per direction.
+:class:`AXI4IdMux` joins the accelerator top's two managers (its word engines
+and the gather DMA) at full rate, any number of transactions outstanding, by
+an extra ID bit.  The others exist for the board self-test image
+(:mod:`hotline.fpga.selftest`), where the accelerator's host-memory port is
+on-chip block RAM that the host fills through the UART bridge; they favour
+being obviously correct over speed: :class:`AXI4Arbiter` passes one burst at a
+time per direction.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXI4Signature, BURST_INCR, RESP_DECERR, RESP_OKAY
 
-__all__ = ["AXI4Arbiter", "AXI4LiteToAXI4", "AXI4LiteSplitter", "AXI4RAM"]
+__all__ = ["AXI4IdMux", "AXI4Arbiter", "AXI4LiteToAXI4", "AXI4LiteSplitter", "AXI4RAM"]
 
 _AR = ("arid", "araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot", "arqos")
 _AW = ("awid", "awaddr", "awlen", "awsize", "awburst", "awlock", "awcache", "awprot", "awqos")
@@ -24,6 +27,100 @@ _AW = ("awid", "awaddr", "awlen", "awsize", "awburst", "awlock", "awcache", "awp
 
 def _log2(n: int) -> int:
     return (n - 1).bit_length()
+
+
+class AXI4IdMux(wiring.Component):
+    """Two AXI4 managers onto one subordinate port, told apart by one more ID bit.
+
+    Manager ``i``'s ``ARID``/``AWID`` leave with ``i`` as the new top bit, and a
+    response goes back to the manager its ``RID``/``BID`` top bit names, so both
+    may have any number of reads and writes outstanding and responses may come
+    in any order the subordinate likes (AXI orders only responses of one ID).
+    AR and AW are granted per handshake, round robin when both ask.  Write data
+    follow the order of the granted AW (no write interleaving, as AXI4 says): a
+    FIFO of ``w_order_depth`` grants picks the manager whose W beats pass, up to
+    its ``WLAST``; an AW waits while that FIFO is full.  A manager must not make
+    its AW wait for W (neither of the top's does).
+
+    Parameters
+    ----------
+    sig : AXI4Signature
+        The managers' signature; the subordinate port's has ``id_width + 1``.
+    w_order_depth : int
+        Write bursts granted but not yet through W.
+
+    Members
+    -------
+    s0, s1 : In(sig)
+    m : Out(AXI4Signature(..., id_width=sig.id_width + 1))
+    """
+
+    def __init__(self, sig: AXI4Signature, *, w_order_depth: int = 8):
+        if not (isinstance(w_order_depth, int) and w_order_depth >= 2):
+            raise ValueError(f"w_order_depth must be an integer >= 2, not {w_order_depth!r}")
+        self.sig = sig
+        self.w_order_depth = w_order_depth
+        out = AXI4Signature(addr_width=sig.addr_width, data_width=sig.data_width,
+                            id_width=sig.id_width + 1)
+        super().__init__({"s0": In(sig), "s1": In(sig), "m": Out(out)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ss = (self.s0, self.s1)
+        out = self.m
+        iw = self.sig.id_width
+
+        def grant(ch, names, extra_ready=1):
+            valid = [getattr(s, f"{ch}valid") for s in ss]
+            last = Signal(name=f"{ch}_last")
+            pick = Signal(name=f"{ch}_pick")
+            m.d.comb += pick.eq(Mux(valid[0] & valid[1], ~last, valid[1]))
+            for name in names:
+                if name == f"{ch}id":
+                    m.d.comb += getattr(out, name).eq(Cat(Mux(pick, getattr(ss[1], name),
+                                                              getattr(ss[0], name)), pick))
+                else:
+                    m.d.comb += getattr(out, name).eq(Mux(pick, getattr(ss[1], name),
+                                                          getattr(ss[0], name)))
+            fire = Signal(name=f"{ch}_fire")
+            m.d.comb += [
+                getattr(out, f"{ch}valid").eq((valid[0] | valid[1]) & extra_ready),
+                fire.eq(getattr(out, f"{ch}valid") & getattr(out, f"{ch}ready")),
+            ]
+            for i, s in enumerate(ss):
+                m.d.comb += getattr(s, f"{ch}ready").eq(getattr(out, f"{ch}ready") & extra_ready &
+                                                        (pick == i))
+            with m.If(fire):
+                m.d.sync += last.eq(pick)
+            return pick, fire
+
+        # ---- reads: AR per handshake, R back by RID's top bit ---------------------
+        grant("ar", _AR)
+        r_to = out.rid[iw]
+        for i, s in enumerate(ss):
+            m.d.comb += [s.rid.eq(out.rid[:iw]), s.rdata.eq(out.rdata), s.rresp.eq(out.rresp),
+                         s.rlast.eq(out.rlast), s.rvalid.eq(out.rvalid & (r_to == i))]
+        m.d.comb += out.rready.eq(Mux(r_to, ss[1].rready, ss[0].rready))
+
+        # ---- writes: AW per handshake (room in the W order FIFO), W in AW order -----
+        m.submodules.w_order = wo = fifo.SyncFIFO(width=1, depth=self.w_order_depth)
+        pick, fire = grant("aw", _AW, extra_ready=wo.w_rdy)
+        m.d.comb += [wo.w_en.eq(fire), wo.w_data.eq(pick)]
+        w_from = wo.r_data
+        m.d.comb += [
+            out.wdata.eq(Mux(w_from, ss[1].wdata, ss[0].wdata)),
+            out.wstrb.eq(Mux(w_from, ss[1].wstrb, ss[0].wstrb)),
+            out.wlast.eq(Mux(w_from, ss[1].wlast, ss[0].wlast)),
+            out.wvalid.eq(wo.r_rdy & Mux(w_from, ss[1].wvalid, ss[0].wvalid)),
+            wo.r_en.eq(out.wvalid & out.wready & out.wlast),
+        ]
+        b_to = out.bid[iw]
+        for i, s in enumerate(ss):
+            m.d.comb += [s.wready.eq(wo.r_rdy & (w_from == i) & out.wready),
+                         s.bid.eq(out.bid[:iw]), s.bresp.eq(out.bresp),
+                         s.bvalid.eq(out.bvalid & (b_to == i))]
+        m.d.comb += out.bready.eq(Mux(b_to, ss[1].bready, ss[0].bready))
+        return m
 
 
 class AXI4Arbiter(wiring.Component):

@@ -3,12 +3,24 @@
 :class:`HotlineTop` is what a driver talks to.  Its AXI4-Lite slave holds the
 registers of :mod:`hotline.regmap` (generated from the one SystemRDL source);
 a command is staged in ``CMD_*`` and pushed by ``CMD_SUBMIT``; the command
-processor takes commands from the queue one at a time, in order, moves their
-data between host memory (the AXI4 master) and the units, and leaves one
-completion (tag, status, two results) in the completion FIFO, raising ``irq``
-as ``IRQ_ENABLE`` says.  Because commands run strictly in order, a command
-sees every effect of the commands before it: the device enforces the ordering
-that keeps training exact.
+processor takes commands from the queue in order, moves their data between
+host memory (the AXI4 master) and the units, and leaves one completion (tag,
+status, two results) in the completion FIFO, raising ``irq`` as
+``IRQ_ENABLE`` says.
+
+Ordering.  The command processor runs one command at a time, except that a
+``GATHER``/``SCATTER`` leaves it once its keys are on chip: the gather DMA
+moves the rows while the commands after it run, and its completion comes
+when the rows are done, possibly after theirs (match completions by tag).
+The device orders what depends on the DMA: a ``GATHER``, ``SCATTER`` or
+``SET_TABLES`` waits until the DMA is idle, so a gather after a scatter reads
+the rows the scatter wrote, and tables change only between DMA commands.
+Every other command (``CLASSIFY`` of the next batch, ``LEARN``,
+``LOAD_HOTMAP``...) may run beside the DMA; that it touches none of the host
+memory the DMA command reads or writes (its staging buffer and the tables)
+is the driver's part of the rules (:class:`hotline.host.device_backend.DeviceAccelerator`
+keeps them apart).  Everything else sees the effects of the commands before
+it.
 
 Commands (``hotline.regmap.Opcode``):
 
@@ -61,17 +73,18 @@ Commands (``hotline.regmap.Opcode``):
     buffer at ``ADDR_B + u * row_bytes`` by the gather DMA, with the tables
     of ``SET_TABLES``.  The keys are read into an on-chip buffer first and
     checked (a key with bits above the key width: ``BAD_ARGUMENT``, nothing
-    moved), then the DMA runs alone on the AXI4 master.  RESULT0: rows
+    moved), then the DMA moves the rows while the next commands run (see
+    Ordering).  RESULT0: rows
     moved; RESULT1: keys that failed; the first failure gives the status
     (``BAD_ROW`` for a table or row out of range or a bad row size,
     ``AXI_ERROR`` for a failed read or write; the other rows are moved).
 
 Host memory: the key reader (:class:`~hotline.rtl.axi_engines.WordReader`),
 the addressed word writer (:class:`~hotline.rtl.axi_engines.WordWriter`,
-behind a 4-entry FIFO) and the gather DMA share the one AXI4 master; the
-engines own it except while a ``GATHER``/``SCATTER`` runs its rows, and the
-port is switched only between commands, with every engine idle, so no
-arbiter is needed.  A ``CLASSIFY`` serializes the reorder unit's outputs
+behind a 4-entry FIFO) and the gather DMA share the one AXI4 master through
+:class:`~hotline.rtl.axi_fabric.AXI4IdMux`: the master's IDs are one bit wider
+than the DMA's (:func:`axi_id_bits`), the top bit naming the source, and
+address requests are granted round robin.  A ``CLASSIFY`` serializes the reorder unit's outputs
 (cold keys first, then popular, then non-popular words) into the writer, one
 word a cycle; its results land at addresses computed from the sample id, so
 the outputs' interleaving does not matter.
@@ -83,6 +96,8 @@ submit while the queue is full is dropped and sets ``IRQ_STATUS.OVERFLOW``.
 
 from __future__ import annotations
 
+import enum
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -91,6 +106,7 @@ from .. import regmap
 from ..config import ConfigError, HotlineConfig
 from ..regmap import Opcode, Status
 from .axi import AXI4LiteSignature, AXI4Signature
+from .axi_fabric import AXI4IdMux
 from .axi_engines import WordReader, WordWriter
 from .checks import require_config
 from .csr import CSRBlock
@@ -100,7 +116,7 @@ from .popularity import Op, PopularityCounterArray
 from .reorder import ReorderUnit
 from ..host.gather import ErrorKind
 
-__all__ = ["HotlineTop", "READOUT_KEY_BITS", "READOUT_COUNT_SHIFT", "CSR_ADDR_BITS",
+__all__ = ["HotlineTop", "axi_id_bits", "READOUT_KEY_BITS", "READOUT_COUNT_SHIFT", "CSR_ADDR_BITS",
            "QUEUE_DEPTH", "DONE_DEPTH"]
 
 #: Readout entry: key in bits [39:0], count in [62:40], valid in bit 63.
@@ -113,6 +129,21 @@ DONE_DEPTH = 8
 
 def _log2(n: int) -> int:
     return (n - 1).bit_length()
+
+
+def axi_id_bits(cfg: HotlineConfig) -> int:
+    """ID width of the top's AXI4 master: the gather DMA's IDs and one bit for the source."""
+    return cfg.gather.id_bits + 1
+
+
+class _Sink(enum.IntEnum):
+    """Bit of the top's one-hot ``sink`` register: the state that takes the reader's words."""
+    LEARN = 0
+    ESTIMATE = 1
+    LOADMAP = 2
+    TABLES = 3
+    CLASSIFY = 4
+    GKEYS = 5
 
 
 class HotlineTop(wiring.Component):
@@ -150,7 +181,7 @@ class HotlineTop(wiring.Component):
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=CSR_ADDR_BITS, data_width=32)),
             "m_axi": Out(AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits,
-                                       id_width=g.id_bits)),
+                                       id_width=axi_id_bits(cfg))),
             "irq": Out(1),
         })
 
@@ -189,22 +220,17 @@ class HotlineTop(wiring.Component):
                                                   id_bits=g.id_bits)
         m.submodules.reorder = reorder = ReorderUnit(cfg)
         m.submodules.gather = gather = GatherDMA(cfg)
-        # The word engines and the gather DMA take turns on the AXI4 master: commands run one
-        # at a time, and a gather/scatter reads its keys before the DMA starts, so the port is
-        # switched between commands only, while every engine is idle.
-        g_sel = Signal()
-        eng = AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits,
-                            id_width=g.id_bits).create(path=("eng",))
+        # The word engines and the gather DMA share the AXI4 master through an ID mux (one
+        # more ID bit names the source), so a DMA command's rows move while the command
+        # processor runs the commands after it.
+        eng_sig = AXI4Signature(addr_width=g.addr_bits, data_width=g.data_bits, id_width=g.id_bits)
+        eng = eng_sig.create(path=("eng",))
         reader.connect_axi(m, eng)
         writer.connect_axi(m, eng)
-        for name, member in self.m_axi.signature.members.items():
-            port, e_port, g_port = getattr(self.m_axi, name), getattr(eng, name), getattr(gather.m_axi, name)
-            if member.flow == wiring.Out:       # manager -> subordinate
-                m.d.comb += port.eq(Mux(g_sel, g_port, e_port))
-            elif name in ("rvalid", "bvalid", "arready", "awready", "wready"):
-                m.d.comb += [e_port.eq(port & ~g_sel), g_port.eq(port & g_sel)]
-            else:
-                m.d.comb += [e_port.eq(port), g_port.eq(port)]
+        m.submodules.axi_mux = axi_mux = AXI4IdMux(eng_sig)
+        wiring.connect(m, eng, axi_mux.s0)
+        wiring.connect(m, gather.m_axi, axi_mux.s1)
+        wiring.connect(m, axi_mux.m, wiring.flipped(self.m_axi))
         # every word the writer sends goes through a small FIFO, so its address and data stay
         # put while AW and W are accepted one after the other
         m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=writer.word_layout.size, depth=4)
@@ -266,18 +292,41 @@ class HotlineTop(wiring.Component):
         wptr = Signal(g.addr_bits)        # next word address of ESTIMATE / READOUT
         ro_left = Signal(32)              # readout entries still to write
         finish = Signal()
+        # A GATHER/SCATTER leaves the command processor once the DMA has taken it; the DMA's
+        # completion (``g_fin``) is pushed later, beside the commands that ran meanwhile.  A
+        # completion slot is kept for it from the start of the command (see IDLE), and the
+        # command processor's own push wins a tie (the DMA's done waits a cycle).
+        g_busy = Signal()                 # a GATHER/SCATTER is in the DMA
+        g_tag = Signal(8)
+        g_op = Signal(8)
+        g_status = Signal(8)
+        g_fin = Signal()
+        g_sent = Signal(32)               # keys handed to the DMA (their ``u``)
+        gd = gather.done.payload
+        m.d.comb += [gather.done.ready.eq(g_busy & ~finish),
+                     g_fin.eq(gather.done.valid & gather.done.ready)]
+        with m.If(gd.errors == 0):
+            m.d.comb += g_status.eq(Status.OK)
+        with m.Elif((gd.first_error_kind == ErrorKind.READ) | (gd.first_error_kind == ErrorKind.WRITE)):
+            m.d.comb += g_status.eq(Status.AXI_ERROR)
+        with m.Else():
+            m.d.comb += g_status.eq(Status.BAD_ROW)
+        with m.If(g_fin):
+            m.d.sync += g_busy.eq(0)
         m.d.comb += [
-            doneq.w_data.eq(Cat(cmd.tag, status, cmd.opcode, result0, result1)),
-            doneq.w_en.eq(finish),
-            csr.irq_status_done_set.eq(finish),
-            csr.irq_status_error_set.eq(finish & (status != Status.OK)),
+            doneq.w_data.eq(Mux(finish, Cat(cmd.tag, status, cmd.opcode, result0, result1),
+                                Cat(g_tag, g_status, g_op, gd.rows_moved, gd.errors))),
+            doneq.w_en.eq(finish | g_fin),
+            csr.irq_status_done_set.eq(finish | g_fin),
+            csr.irq_status_error_set.eq((finish & (status != Status.OK)) |
+                                        (g_fin & (g_status != Status.OK))),
         ]
         busy = Signal()
         level = Signal(range(QUEUE_DEPTH + 1))
         m.d.comb += [
             level.eq(cmdq.level),
             csr.queue_status_level.eq(level), csr.queue_status_full.eq(~cmdq.w_rdy),
-            csr.queue_status_busy.eq(busy | (cmdq.level != 0)),
+            csr.queue_status_busy.eq(busy | g_busy | (cmdq.level != 0)),
             csr.queue_status_done_level.eq(doneq.level),
             self.irq.eq(((csr.irq_status_done & csr.irq_enable_done) |
                          (csr.irq_status_error & csr.irq_enable_error)) != 0),
@@ -311,10 +360,10 @@ class HotlineTop(wiring.Component):
                      gather.cmd.payload.op.eq(cmd.opcode == Opcode.SCATTER),
                      gather.cmd.payload.count.eq(cmd.count),
                      gk.table.eq(kbuf.r_data[k.row_bits:K]), gk.row.eq(kbuf.r_data[:k.row_bits]),
-                     gk.u.eq(sent), gather.keys.valid.eq(kbuf.r_rdy & g_sel),
-                     kbuf.r_en.eq(gather.keys.ready & g_sel)]
+                     gk.u.eq(g_sent), gather.keys.valid.eq(kbuf.r_rdy & g_busy),
+                     kbuf.r_en.eq(gather.keys.ready & g_busy)]
         with m.If(gather.keys.valid & gather.keys.ready):
-            m.d.sync += sent.eq(sent + 1)
+            m.d.sync += g_sent.eq(g_sent + 1)
         base_word = Signal(64)
         have_base = Signal()
         tcfg = gather.table_cfg.payload
@@ -351,9 +400,18 @@ class HotlineTop(wiring.Component):
 
         sers = []
         last_lanes = T - (S - 1) * r.lanes
-        for name, src, ids in (("pop", reorder.popular, pop_base), ("non", reorder.non_popular, non_base)):
+        # Each micro-batch output reaches its serializer through a small FIFO with a
+        # registered read port, so the reorder unit's LUT-RAM read of a sample does not
+        # run on through the ``sid * T`` multiplier into the serializer's index adder.
+        out_layout = reorder.layouts.sample_out
+        for name, out, ids in (("pop", reorder.popular, pop_base), ("non", reorder.non_popular, non_base)):
+            q = fifo.SyncFIFOBuffered(width=data.Layout.cast(out_layout).size, depth=3)
+            m.submodules[f"{name}_q"] = q
+            src = stream.Signature(out_layout).create(path=(f"{name}_src",))
+            m.d.comb += [q.w_en.eq(out.valid), q.w_data.eq(out.payload), out.ready.eq(q.w_rdy),
+                         src.valid.eq(q.r_rdy), src.payload.eq(q.r_data), q.r_en.eq(src.ready)]
             z = _Ser()
-            z.src, z.ids = src, ids
+            z.src, z.ids, z.q = src, ids, q
             z.have = Signal(name=f"{name}_have")
             z.beat = Signal(reorder.layouts.sample_out, name=f"{name}_beat")
             z.idx = Signal(32, name=f"{name}_idx")           # sid * T + b * W
@@ -475,10 +533,28 @@ class HotlineTop(wiring.Component):
         # cycle ago" is "equal now"
         m.d.sync += cold_eq.eq(st_seen & (cold_written == st.cold))
 
+        # The state that takes the reader's words, one-hot and registered as the reader
+        # starts (words come several cycles later, and none after the state's exit, which
+        # waits for the reader to idle), so the reader's ready is an AND-OR of registered
+        # flags and each sink's own ready: no decode of the state machine, and nothing of
+        # the word itself (LEARN takes a dropped key only when the counter could take one).
+        sink = Signal(len(_Sink))
+        m.d.comb += reader.words.ready.eq(
+            ((sink[_Sink.LEARN] | sink[_Sink.ESTIMATE]) & ck.ready) |
+            (sink[_Sink.LOADMAP] & reorder.load.ready) |
+            (sink[_Sink.TABLES] & (~have_base | gather.table_cfg.ready)) |
+            (sink[_Sink.CLASSIFY] & (~beat_full | rk.ready)) |
+            sink[_Sink.GKEYS])
+
         with m.FSM(name="cmd"):
             with m.State("IDLE"):
-                # a completion slot must be free before a command starts
-                with m.If(cmdq.r_rdy & (doneq.level < DONE_DEPTH)):
+                # A completion slot must be free before a command starts (one more is kept
+                # for a DMA command in flight).  While the DMA runs, a command that uses its
+                # key buffer or tables (GATHER, SCATTER, SET_TABLES) waits; any other starts.
+                dma_dep = ((nxt.opcode == Opcode.GATHER) | (nxt.opcode == Opcode.SCATTER) |
+                           (nxt.opcode == Opcode.SET_TABLES))
+                with m.If(cmdq.r_rdy & ~(g_busy & dma_dep) &
+                          (doneq.level < Mux(g_busy, DONE_DEPTH - 1, DONE_DEPTH))):
                     m.d.comb += cmdq.r_en.eq(1)
                     m.d.sync += [cmd.eq(cmdq.r_data), arg_bad.eq(n_bad), inflight.eq(0),
                                  est_zero.eq(1), rd_idle.eq(0), rd_idle2.eq(0), ev_sent.eq(0),
@@ -486,7 +562,7 @@ class HotlineTop(wiring.Component):
                                  result1.eq(0), sent.eq(0), got.eq(0), pos.eq(0),
                                  lane.eq(0), samples_in.eq(0), cold_written.eq(0), st_seen.eq(0),
                                  bad_keys.eq(0), have_base.eq(0),
-                                 sers[0].n_ids.eq(0), sers[1].n_ids.eq(0)]
+                                 sers[0].n_ids.eq(0), sers[1].n_ids.eq(0), sink.eq(0)]
                     m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += busy.eq(1)
@@ -502,6 +578,7 @@ class HotlineTop(wiring.Component):
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                                          reader.count.eq(cmd.count)]
                             m.next = "LEARN"
+                            m.d.sync += sink.eq(1 << _Sink.LEARN)
                     with m.Case(Opcode.ESTIMATE):
                         with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
@@ -510,6 +587,7 @@ class HotlineTop(wiring.Component):
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                                          reader.count.eq(cmd.count), writer.start.eq(1)]
                             m.next = "ESTIMATE"
+                            m.d.sync += sink.eq(1 << _Sink.ESTIMATE)
                     with m.Case(Opcode.READOUT):
                         with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
@@ -527,6 +605,7 @@ class HotlineTop(wiring.Component):
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                                          reader.count.eq(cmd.count)]
                             m.next = "LOADMAP"
+                            m.d.sync += sink.eq(1 << _Sink.LOADMAP)
                     with m.Case(Opcode.SET_TABLES):
                         with m.If(arg_bad):
                             m.d.sync += status.eq(Status.BAD_ARGUMENT)
@@ -534,6 +613,7 @@ class HotlineTop(wiring.Component):
                         with m.Else():
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                                          reader.count.eq(cmd.count << 1)]
+                            m.d.sync += sink.eq(1 << _Sink.TABLES)
                             m.d.sync += row_bytes.eq(cmd.arg)
                             m.next = "TABLES"
                     with m.Case(Opcode.CLASSIFY):
@@ -551,6 +631,7 @@ class HotlineTop(wiring.Component):
                             m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                                          reader.count.eq(cmd.count)]
                             m.next = "GKEYS"
+                            m.d.sync += sink.eq(1 << _Sink.GKEYS)
                     with m.Default():
                         m.d.sync += status.eq(Status.BAD_OPCODE)
                         m.next = "FINISH"
@@ -561,7 +642,6 @@ class HotlineTop(wiring.Component):
                 m.d.comb += [
                     keys_beat.op.eq(Op.UPDATE), keys_beat.keys[0].eq(word), keys_beat.mask.eq(1),
                     ck.valid.eq(reader.words.valid & good),
-                    reader.words.ready.eq(~good | ck.ready),
                 ]
                 with m.If(reader.words.valid & reader.words.ready):
                     with m.If(good):
@@ -579,7 +659,6 @@ class HotlineTop(wiring.Component):
                     keys_beat.op.eq(Op.QUERY), keys_beat.keys[0].eq(word),
                     keys_beat.mask.eq(good),
                     ck.valid.eq(reader.words.valid),
-                    reader.words.ready.eq(ck.ready),
                 ]
                 with m.If(reader.words.valid & reader.words.ready & ~good):
                     m.d.sync += result1.eq(result1 + 1)
@@ -634,7 +713,6 @@ class HotlineTop(wiring.Component):
                 m.d.comb += busy.eq(1)
                 ld = reorder.load.payload
                 m.d.comb += [reorder.load.valid.eq(reader.words.valid),
-                             reader.words.ready.eq(reorder.load.ready),
                              ld.addr.eq(sent), ld.data.eq(word)]
                 with m.If(reader.words.valid & reader.words.ready):
                     m.d.sync += [sent.eq(sent + 1), result0.eq(result0 + 1)]
@@ -650,7 +728,6 @@ class HotlineTop(wiring.Component):
                     tcfg.stride.eq(word[:32]),
                     tcfg.rows.eq(Mux(stride_ok & rows_ok, word[32:], 0)),
                     gather.table_cfg.valid.eq(have_base & reader.words.valid),
-                    reader.words.ready.eq(~have_base | gather.table_cfg.ready),
                 ]
                 with m.If(reader.words.valid & reader.words.ready):
                     with m.If(~have_base):
@@ -673,10 +750,10 @@ class HotlineTop(wiring.Component):
                 m.d.comb += [reader.start.eq(1), reader.addr.eq(cmd.addr_a),
                              reader.count.eq(n_keys)]
                 m.next = "CLASSIFY"
+                m.d.sync += sink.eq(1 << _Sink.CLASSIFY)
             with m.State("CLASSIFY"):
                 m.d.comb += [busy.eq(1), cls_active.eq(1)]
-                m.d.comb += [in_take.eq(in_valid & ~got_all & (~beat_full | rk.ready)),
-                             reader.words.ready.eq(~pad & (~beat_full | rk.ready))]
+                m.d.comb += in_take.eq(in_valid & ~got_all & (~beat_full | rk.ready))
                 with m.If(in_take):
                     m.d.sync += [got.eq(got + 1), got_all.eq(got + 1 == n_keys),
                                  beat_keys[lane].eq(in_word[:K])]
@@ -693,7 +770,8 @@ class HotlineTop(wiring.Component):
                     with m.Else():
                         m.d.sync += pos.eq(pos + 1)
                 outputs_idle = ~sers[0].have & ~sers[1].have & ~reorder.popular.valid & \
-                    ~reorder.non_popular.valid & ~cold.valid
+                    ~reorder.non_popular.valid & (sers[0].q.level == 0) & \
+                    (sers[1].q.level == 0) & ~cold.valid
                 with m.If(st_seen & got_all & ~beat_full & outputs_idle & cold_eq):
                     m.d.sync += [result0.eq(st.popular | (st.non_popular << 16)),
                                  result1.eq(st.cold | (st.sample_overflow << 30) |
@@ -706,8 +784,8 @@ class HotlineTop(wiring.Component):
 
             with m.State("GKEYS"):
                 m.d.comb += busy.eq(1)
-                m.d.comb += [kbuf.w_en.eq(reader.words.valid), kbuf.w_data.eq(word[:K]),
-                             reader.words.ready.eq(1)]   # kbuf holds max_batch_keys: never full
+                # kbuf holds max_batch_keys: never full (the reader's ready is 1 here)
+                m.d.comb += [kbuf.w_en.eq(reader.words.valid), kbuf.w_data.eq(word[:K])]
                 with m.If(reader.words.valid & wflags.high):
                     m.d.sync += status.eq(Status.BAD_ARGUMENT)
                 with m.If(~reader.busy & ~reader.start):
@@ -723,22 +801,12 @@ class HotlineTop(wiring.Component):
                 with m.If(kbuf.level == 0):
                     m.next = "FINISH"
             with m.State("GCMD"):
+                # the DMA is idle (IDLE waited for it) and latches the command's op, count,
+                # staging address and row size as it takes it; its keys follow from kbuf
                 m.d.comb += [busy.eq(1), gather.cmd.valid.eq(1)]
-                m.d.sync += g_sel.eq(1)
                 with m.If(gather.cmd.ready):
-                    m.next = "GRUN"
-            with m.State("GRUN"):
-                m.d.comb += [busy.eq(1), gather.done.ready.eq(1)]
-                d = gather.done.payload
-                with m.If(gather.done.valid):
-                    m.d.sync += [g_sel.eq(0), result0.eq(d.rows_moved), result1.eq(d.errors)]
-                    with m.If(d.errors != 0):
-                        with m.If((d.first_error_kind == ErrorKind.READ) |
-                                  (d.first_error_kind == ErrorKind.WRITE)):
-                            m.d.sync += status.eq(Status.AXI_ERROR)
-                        with m.Else():
-                            m.d.sync += status.eq(Status.BAD_ROW)
-                    m.next = "FINISH"
+                    m.d.sync += [g_busy.eq(1), g_tag.eq(cmd.tag), g_op.eq(cmd.opcode), g_sent.eq(0)]
+                    m.next = "IDLE"
 
             with m.State("DRAIN"):
                 # the command's effects are complete: the units idle, every write answered
@@ -781,6 +849,7 @@ class HotlineTop(wiring.Component):
         counter_reg(csr.perf_axi_wr_bytes_value, Mux(wr_fire, wbytes, 0))
         cls_busy = Signal()
         m.d.comb += cls_busy.eq(cls_active | reorder.popular.valid | reorder.non_popular.valid |
+                                (sers[0].q.level != 0) | (sers[1].q.level != 0) |
                                 reorder.cold.valid | rk.valid)
         counter_reg(csr.perf_reorder_busy_value, cls_busy)
         counter_reg(csr.perf_reorder_stall_value, rk.valid & ~rk.ready)

@@ -16,7 +16,11 @@ register-level driver (:class:`hotline.host.device.Device`):
    ``--fill`` of the hot-map slots, loaded with ``LOAD_HOTMAP``;
 2. ``CLASSIFY`` of a fresh 1024 x 26 batch;
 3. ``SET_TABLES`` (26 tables of ``--rows`` rows of ``--row-bytes`` bytes) and
-   ``GATHER`` of the batch's distinct cold keys into a staging buffer.
+   ``GATHER`` of the batch's distinct cold keys into a staging buffer;
+4. ``SCATTER`` of those rows and ``CLASSIFY`` of the next batch, as a training
+   step issues them: first one after the other, then with the classify
+   submitted behind the scatter, which the device runs beside the DMA
+   (``scatter_then_classify``: cycles of each way and their ratio).
 
 Device cycles are the simulated cycles from submit to completion (polled every
 4 cycles) and the unit's busy counter from the performance registers; the
@@ -146,6 +150,30 @@ def bench_bus(cfg, bus: int, args, scenario: str, a: float) -> dict:
             "row_read_beats_per_cycle": round(moved * beats_per_row / perf["gather_busy"], 3),
             "bytes_per_cycle": round(moved * rb / cyc, 2),
             "sim_cycles_per_s": round(cyc / dt)}
+        # the training loop's pair: SCATTER of this batch's rows, CLASSIFY of the next batch;
+        # once one after the other, once with the classify submitted behind the scatter
+        # (the device runs it while the DMA moves the rows)
+        nxt = criteo_shaped(rng, cfg, B, args.rows, a, perms)
+        ops = -(-(stage + r.max_batch_keys * rb) // 4096) * 4096   # the DMA's key list
+        try:
+            def serial():
+                dev.move(Opcode.SCATTER, cb.cold_keys, stage, at=ops)
+                return dev.classify(nxt)
+
+            def overlapped():
+                h = dev.start_move(Opcode.SCATTER, cb.cold_keys, stage, at=ops)
+                out = dev.classify(nxt)
+                dev.finish_move(h)
+                return out
+            (c1, _), cyc_s, _ = timed(sim, serial)
+            (c2, _), cyc_o, _ = timed(sim, overlapped)
+            assert all(np.array_equal(getattr(c1, f), getattr(c2, f))
+                       for f in ("popular", "non_popular", "hot", "index", "cold_keys"))
+            row["scatter_then_classify"] = {
+                "rows": int(cb.cold_keys.size), "serial_cycles": cyc_s, "overlapped_cycles": cyc_o,
+                "serial_over_overlapped": round(cyc_s / cyc_o, 3)}
+        except Exception as exc:                  # the next batch overflowed: nothing to pair
+            row["scatter_then_classify"] = {"skipped": type(exc).__name__}
     sim.close()
     return row
 

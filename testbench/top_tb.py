@@ -509,3 +509,85 @@ async def test_flow_learn_to_scatter(dut):
     # and the device still works: the same classify again gives the same results
     got = await tb.run(Opcode.CLASSIFY, tag=4, addr_a=k_at, addr_b=out_at, count=B, arg=T)
     assert got == (4, Status.OK, Opcode.CLASSIFY, cb.popular.size | cb.non_popular.size << 16, U)
+
+
+@cocotb.test()
+async def test_classify_beside_dma(dut):
+    """SCATTER, CLASSIFY, GATHER, SET_TABLES submitted back to back: the classify runs
+    while the scatter's rows move (its completion comes first), the gather waits for the
+    scatter (it reads the rows the scatter wrote), SET_TABLES waits for the gather (both
+    DMA commands used the old tables), and every result and byte of host memory is what
+    the golden models and the commands' definitions say."""
+    from ..host.hotmap import HotMap
+    from ..host.reorder import classify
+    tb, cfg, rng = await _start(dut)
+    k, r = cfg.keys, cfg.reorder
+    T = r.keys_per_sample
+    golden = PopularityCounter(cfg)
+    stream = zipf_keys(cfg, rng, 400, a=1.3)
+    tb.put_words(0x1000, stream)
+    assert (await tb.run(Opcode.LEARN, addr_a=0x1000, count=stream.size))[1] == Status.OK
+    golden.learn(stream)
+    hm = HotMap.build(cfg, golden.hot_set(1 << 20, 1))
+    tb.put_words(0x10000, hm.image)
+    assert (await tb.run(Opcode.LOAD_HOTMAP, addr_a=0x10000, count=hm.image.size))[1] == Status.OK
+    # tables of rows_n rows of rb bytes, old at 0x80000, a copy at 0xC0000 for SET_TABLES;
+    # rows long enough that the scatter outlasts the classify sharing the bus with it
+    rows_n, rb = 24, 512
+    n_tab = min(k.tables, 8)
+    old = [0x80000 + t * rows_n * rb for t in range(n_tab)]
+    new = [0xC0000 + t * rows_n * rb for t in range(n_tab)]
+    for a, b in zip(old, new):
+        data = rng.integers(0, 256, rows_n * rb, dtype=np.uint8)
+        tb.mem[a:a + data.size] = data
+        tb.mem[b:b + data.size] = data
+    for at, bases in ((0x3E000, old), (0x3F000, new)):
+        desc = np.zeros((n_tab, 2), dtype=np.uint64)
+        desc[:, 0] = bases
+        desc[:, 1] = rb | rows_n << 32
+        tb.put_words(at, desc.ravel())
+    got = await tb.run(Opcode.SET_TABLES, addr_a=0x3E000, count=n_tab, arg=rb)
+    assert got[1] == Status.OK, got
+    # distinct rows to scatter (many, so the DMA runs long), then gather back
+    flat = rng.permutation(n_tab * rows_n)[:min(n_tab * rows_n, 160)]
+    t_of, r_of = flat // rows_n, flat % rows_n
+    mkeys = (t_of.astype(np.uint64) << np.uint64(k.row_bits)) | r_of.astype(np.uint64)
+    mk_at, stage, stage2 = 0x38000, 0x40000, 0x60000
+    tb.put_words(mk_at, mkeys)
+    rows_new = rng.integers(0, 256, (mkeys.size, rb), dtype=np.uint8)
+    tb.mem[stage:stage + rows_new.size] = rows_new.ravel()
+    B = 12
+    keys = zipf_keys(cfg, rng, B * T, a=1.6).reshape(B, T)
+    cb = classify(cfg, hm, keys)
+    k_at, out_at = 0x20000, 0x30000
+    tb.put_words(k_at, keys.ravel())
+    before = tb.mem.copy()
+    await tb.submit(Opcode.SCATTER, tag=10, addr_a=mk_at, addr_b=stage, count=mkeys.size)
+    await tb.submit(Opcode.CLASSIFY, tag=11, addr_a=k_at, addr_b=out_at, count=B, arg=T)
+    await tb.submit(Opcode.GATHER, tag=12, addr_a=mk_at, addr_b=stage2, count=mkeys.size)
+    await tb.submit(Opcode.SET_TABLES, tag=13, addr_a=0x3F000, count=n_tab, arg=rb)
+    done = [await tb.completion() for _ in range(4)]
+    order = [d[0] for d in done]
+    by_tag = {d[0]: d for d in done}
+    assert order.index(11) < order.index(10), f"the classify did not finish first: {order}"
+    assert order.index(10) < order.index(12) < order.index(13), f"DMA order broken: {order}"
+    assert by_tag[10][1:] == (Status.OK, Opcode.SCATTER, mkeys.size, 0), by_tag[10]
+    assert by_tag[12][1:] == (Status.OK, Opcode.GATHER, mkeys.size, 0), by_tag[12]
+    assert by_tag[13][1:4] == (Status.OK, Opcode.SET_TABLES, n_tab), by_tag[13]
+    assert by_tag[11] == (11, Status.OK, Opcode.CLASSIFY,
+                          cb.popular.size | cb.non_popular.size << 16, cb.cold_keys.size)
+    expect = before.copy()
+    for j, (t, i) in enumerate(zip(t_of, r_of)):
+        expect[old[t] + i * rb:old[t] + (i + 1) * rb] = rows_new[j]    # the old tables only
+    expect[stage2:stage2 + rows_new.size] = rows_new.ravel()            # read after the scatter
+    remap = cb.hot.astype(np.uint64) << np.uint64(63) | cb.index.astype(np.uint64)
+    for at, w in {out_at: remap.ravel(), out_at + 8 * B * T: cb.popular.astype(np.uint64),
+                  out_at + 8 * (B * T + B): cb.non_popular.astype(np.uint64),
+                  out_at + 8 * (B * T + 2 * B): cb.cold_keys}.items():
+        expect[at:at + 8 * w.size] = w.view(np.uint8)
+    assert np.array_equal(tb.mem, expect), "the overlapped commands wrote other bytes"
+    # the new tables are in force now: a gather reads the copies
+    got = await tb.run(Opcode.GATHER, tag=14, addr_a=mk_at, addr_b=stage2, count=mkeys.size)
+    assert got[1:] == (Status.OK, Opcode.GATHER, mkeys.size, 0), got
+    copies = np.stack([tb.mem[new[t] + i * rb:new[t] + (i + 1) * rb] for t, i in zip(t_of, r_of)])
+    assert np.array_equal(tb.mem[stage2:stage2 + rows_new.size], copies.ravel())

@@ -21,7 +21,7 @@ CFG = HotlineConfig().replace(
 @pytest.fixture(scope="module")
 def sim():
     from hotline.host.sim import SimTop
-    top = SimTop(CFG, mem_bytes=1 << 16)
+    top = SimTop(CFG, mem_bytes=1 << 20)
     yield top
     top.close()
 
@@ -59,6 +59,54 @@ def test_sim_learn_readout_estimate_equal_golden(sim, seed):
     assert done.status == Status.OK
     with pytest.raises(DeviceError, match="BAD_OPCODE"):
         dev.command(0x5A)
+
+
+@pytest.mark.cosim
+def test_sim_classify_finishes_beside_a_scatter(sim, seed):
+    """A CLASSIFY submitted behind a long SCATTER runs while the DMA moves the rows: its
+    completion comes first and is handed to its own waiter (the scatter's is kept for
+    its), the results equal the golden model's, and a GATHER after the scatter reads the
+    rows it wrote."""
+    from hotline.host.hotmap import HotMap
+    from hotline.host.reorder import classify
+    rng = np.random.default_rng(seed)
+    dev = Device(sim, CFG, scratch_bytes=1 << 16)
+    dev.clear()
+    golden = PopularityCounter(CFG)
+    stream = zipf(rng, 800, a=1.3)
+    dev.learn(stream)
+    golden.learn(stream)
+    hm = HotMap.build(CFG, golden.hot_set(1 << 20, 1))
+    dev.load_hotmap(hm.image)
+    # 4 tables of 64 rows of 512 bytes; the DMA's key list and staging apart from scratch
+    ops, tabs, stage, stage2 = 0x10000, 0x20000, 0x40000, 0x60000
+    rows_n, rb, n_tab = 64, 512, 4
+    base = sim.mem_base
+    bases = np.array([base + tabs + t * rows_n * rb for t in range(n_tab)], dtype=np.uint64)
+    sim.mem[tabs:tabs + n_tab * rows_n * rb] = rng.integers(0, 256, n_tab * rows_n * rb, dtype=np.uint8)
+    dev.set_tables(bases, np.full(n_tab, rb), np.full(n_tab, rows_n), rb, at=ops)
+    flat = rng.permutation(n_tab * rows_n)
+    t_of, r_of = flat // rows_n, flat % rows_n
+    mkeys = t_of.astype(np.uint64) << np.uint64(32) | r_of.astype(np.uint64)
+    rows_new = rng.integers(0, 256, (mkeys.size, rb), dtype=np.uint8)
+    sim.mem[stage:stage + rows_new.size] = rows_new.ravel()
+    scatter = dev.start_move(Opcode.SCATTER, mkeys, base + stage, at=ops)
+    s_tag = scatter[1]
+    keys = zipf(rng, 8 * CFG.reorder.keys_per_sample, a=1.6).reshape(8, -1)
+    cb, done = dev.classify(keys)
+    want = classify(CFG, hm, keys)
+    for f in ("popular", "non_popular", "hot", "index", "cold_keys"):
+        assert np.array_equal(np.asarray(getattr(cb, f)), np.asarray(getattr(want, f))), f
+    assert dev.finish_move(scatter) == mkeys.size
+    assert list(dev.finished)[-2:] == [(done[0], Opcode.CLASSIFY), (s_tag, Opcode.SCATTER)], \
+        "the classify did not finish while the scatter ran"
+    for j, (t, i) in enumerate(zip(t_of, r_of)):
+        at = tabs + (t * rows_n + i) * rb
+        assert np.array_equal(sim.mem[at:at + rb], rows_new[j]), f"row {j} was not scattered"
+    assert dev.move(Opcode.GATHER, mkeys, base + stage2, at=ops) == mkeys.size
+    assert np.array_equal(sim.mem[stage2:stage2 + rows_new.size], rows_new.ravel())
+    with pytest.raises(DeviceError, match="do not fit"):
+        dev.move(Opcode.GATHER, mkeys, base + stage2, at=sim.mem.size - 8)
 
 
 @pytest.mark.cosim
