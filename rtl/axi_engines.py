@@ -212,11 +212,17 @@ class WordReader(wiring.Component):
 class WordWriter(wiring.Component):
     """Write 64-bit words, each to its own address (8-byte aligned).
 
-    Every word is one single-beat INCR write of the full bus width with the
-    strobes of its 8 bytes, so no burst can cross 4 KiB and nothing outside
-    the words is written; because every word carries its address, one writer
-    serves several output arrays at once.  A write answered SLVERR or DECERR is
-    counted in ``errors``.
+    Every write is one single-beat INCR write of the full bus width with the
+    strobes of its words' bytes, so no burst can cross 4 KiB and nothing
+    outside the words is written; because every word carries its address, one
+    writer serves several output arrays at once.  On a bus wider than 64 bits,
+    consecutive words that land in one beat (different lanes of the same
+    bus-width-aligned address) are merged into one write: a word for another
+    beat, for a lane the pending beat already holds, or no word in a cycle
+    sends the pending beat.  So a run of consecutive words costs one AW and one
+    W beat per bus width instead of one per word, and the order of the writes
+    to any byte is kept.  A write answered SLVERR or DECERR is counted in
+    ``errors`` (once per write, however many words it carried).
 
     Members
     -------
@@ -262,27 +268,60 @@ class WordWriter(wiring.Component):
         m = Module()
         L = self.data_bits // 64
         sb = _log2(self.data_bits // 8)
-        # A word goes into an AW queue and a W queue at once; each channel drains its own
-        # queue, so a subordinate that takes W a cycle after AW still takes a word a cycle.
+        # A write goes into an AW queue and a W queue at once; each channel drains its own
+        # queue, so a subordinate that takes W a cycle after AW still takes a write a cycle.
         m.submodules.awq = awq = fifo.SyncFIFOBuffered(width=self.addr_bits - sb, depth=4)
-        lw = max(1, sb - 3)
-        m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=64 + lw, depth=4)
         pending = Signal(range(self.max_outstanding + 1))
         addr = self.words.payload.addr
         issued = Signal()
+        room = Signal()
         m.d.comb += [
-            issued.eq(self.words.valid & awq.w_rdy & wq.w_rdy & (pending != self.max_outstanding)),
-            self.words.ready.eq(issued),
-            awq.w_en.eq(issued), awq.w_data.eq(addr[sb:]),
-            wq.w_en.eq(issued), wq.w_data.eq(Cat(self.words.payload.data,
-                                                 addr[3:sb] if L > 1 else Const(0, 1))),
+            room.eq(awq.w_rdy & (pending != self.max_outstanding)),
             self.awaddr.eq(Cat(Const(0, sb), awq.r_data)),
             self.awvalid.eq(awq.r_rdy), awq.r_en.eq(self.awready),
-            self.wdata.eq(Cat(*[wq.r_data[:64]] * L)),
-            self.wstrb.eq(Const(0xFF, self.data_bits // 8) << (wq.r_data[64:] * 8) if L > 1
-                          else Const(0xFF, 8)),
-            self.wvalid.eq(wq.r_rdy), wq.r_en.eq(self.wready),
         ]
+        if L == 1:
+            m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=64, depth=4)
+            m.d.comb += [
+                issued.eq(self.words.valid & room & wq.w_rdy),
+                self.words.ready.eq(issued),
+                awq.w_en.eq(issued), awq.w_data.eq(addr[sb:]),
+                wq.w_en.eq(issued), wq.w_data.eq(self.words.payload.data),
+                self.wdata.eq(wq.r_data), self.wstrb.eq(Const(0xFF, 8)),
+            ]
+            has_pending_beat = Const(0)
+        else:
+            # the beat being merged: its address, data and one strobe bit per word lane
+            m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=self.data_bits + L, depth=4)
+            p_have = Signal()
+            p_beat = Signal(self.addr_bits - sb)
+            p_data = Signal(self.data_bits)
+            p_strb = Signal(L)
+            lane_bit = Signal(L)
+            merge = Signal()
+            load = Signal()
+            m.d.comb += [
+                lane_bit.eq(Const(1, L) << addr[3:sb]),
+                merge.eq(self.words.valid & p_have & (addr[sb:] == p_beat) &
+                         ((p_strb & lane_bit) == 0)),
+                issued.eq(p_have & ~merge & room & wq.w_rdy),
+                load.eq(self.words.valid & ~merge & (~p_have | issued)),
+                self.words.ready.eq(merge | load),
+                awq.w_en.eq(issued), awq.w_data.eq(p_beat),
+                wq.w_en.eq(issued), wq.w_data.eq(Cat(p_data, p_strb)),
+                self.wdata.eq(wq.r_data[:self.data_bits]),
+                self.wstrb.eq(Cat(*[wq.r_data[self.data_bits + i].replicate(8) for i in range(L)])),
+            ]
+            with m.If(merge):
+                m.d.sync += [p_data.word_select(addr[3:sb], 64).eq(self.words.payload.data),
+                             p_strb.eq(p_strb | lane_bit)]
+            with m.If(load):
+                m.d.sync += [p_have.eq(1), p_beat.eq(addr[sb:]), p_strb.eq(lane_bit),
+                             p_data.word_select(addr[3:sb], 64).eq(self.words.payload.data)]
+            with m.Elif(issued):
+                m.d.sync += p_have.eq(0)
+            has_pending_beat = p_have
+        m.d.comb += [self.wvalid.eq(wq.r_rdy), wq.r_en.eq(self.wready)]
         m.d.comb += self.bready.eq(1)
         b_fire = Signal()
         m.d.comb += b_fire.eq(self.bvalid)
@@ -291,5 +330,6 @@ class WordWriter(wiring.Component):
             m.d.sync += self.errors.eq(self.errors + 1)
         with m.If(self.start & ~self.busy):
             m.d.sync += self.errors.eq(0)
-        m.d.comb += self.busy.eq(self.words.valid | (pending != 0) | awq.r_rdy | wq.r_rdy)
+        m.d.comb += self.busy.eq(self.words.valid | has_pending_beat | (pending != 0) |
+                                 awq.r_rdy | wq.r_rdy)
         return m

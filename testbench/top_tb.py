@@ -394,7 +394,13 @@ async def test_perf_counters(dut):
     beats = -(-8 * n // bb)
     assert await tb.read(regmap.PERF_AXI_RD_BEATS) == 2 * beats
     assert await tb.read(regmap.PERF_AXI_RD_BYTES) == 2 * beats * bb
-    assert await tb.read(regmap.PERF_AXI_WR_BEATS) == n
+    # the estimates are consecutive words: on a bus wider than a word the writer merges
+    # the ones that share a beat (a gap in the stream sends a beat early)
+    wr_beats = await tb.read(regmap.PERF_AXI_WR_BEATS)
+    if bb == 8:
+        assert wr_beats == n
+    else:
+        assert beats <= wr_beats < n, (wr_beats, beats, n)
     assert await tb.read(regmap.PERF_AXI_WR_BYTES) == 8 * n
     busy = await tb.read(regmap.PERF_COUNTER_BUSY)
     assert 0 < busy < c1
