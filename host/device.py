@@ -24,9 +24,11 @@ one atomic step, and each caller waits for the completion of its own command
 GATHER/SCATTER's rows beside the commands after it (see
 :mod:`hotline.rtl.top`), so a thread's CLASSIFY may finish while another's
 SCATTER still moves rows; the device orders what touches the DMA's state, and
-the callers keep their operands apart (the scratch area serves one thread).  :class:`DeviceAccelerator` puts the
-trainer's :class:`~hotline.host.driver.Accelerator` API on top of it: the
-``sim`` and ``fpga`` backends.
+the callers keep their operands apart (the scratch area serves one thread).
+
+:class:`DeviceAccelerator` puts the trainer's
+:class:`~hotline.host.driver.Accelerator` API on top of it: the ``sim`` and
+``fpga`` backends.
 """
 
 from __future__ import annotations
